@@ -1,0 +1,1 @@
+"""Lethe's Django project and app: lineage, erasure requests, audit trail, API and UI."""

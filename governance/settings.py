@@ -1,0 +1,251 @@
+"""Lethe settings: one 12-factor module, configured only through environment variables.
+
+With no environment at all Lethe runs embedded: SQLite in ``var/``, artifacts in
+``var/artifacts`` and no external broker. Production differences are environment flags,
+never extra settings files (DESIGN §8, STYLE §3.10).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, overload
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _getenv(name: str) -> str | None:
+    # An empty variable counts as unset: CI and compose files often write `NAME=`.
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def envbool(name: str, default: bool) -> bool:
+    raw = _getenv(name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    choices = ", ".join(sorted(_TRUE | _FALSE))
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use one of: {choices}")
+
+
+def envint(name: str, default: int) -> int:
+    raw = _getenv(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+
+
+@overload
+def envstr(name: str, default: str) -> str: ...
+@overload
+def envstr(name: str, default: None) -> str | None: ...
+def envstr(name: str, default: str | None) -> str | None:
+    raw = _getenv(name)
+    return default if raw is None else raw
+
+
+def envsecret(name: str) -> str | None:
+    """Read a secret from ``NAME``, or from the file named by ``NAME_FILE`` (Docker secrets)."""
+    if (value := _getenv(name)) is not None:
+        return value
+    if (filename := _getenv(f"{name}_FILE")) is None:
+        return None
+    try:
+        return Path(filename).read_text(encoding="utf-8").strip() or None
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}_FILE={filename!r} cannot be read: {exc}") from None
+
+
+def envpath(name: str, default: Path) -> Path:
+    """A path from the environment; relative paths are taken from the repository root."""
+    raw = _getenv(name)
+    return default if raw is None else BASE_DIR / Path(raw).expanduser()
+
+
+def parse_database_url(url: str) -> dict[str, Any]:
+    """Turn ``postgres://user:password@host:port/name?option=value`` into a DATABASES entry.
+
+    ``sqlite:///relative/path`` and ``sqlite:////absolute/path`` are accepted too. Query
+    parameters (``sslmode=require``, ...) become OPTIONS.
+    """
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query))
+    if parts.scheme == "sqlite":
+        return _sqlite_database(BASE_DIR / unquote(parts.path[1:]), options)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL scheme {parts.scheme!r} is not supported; use postgres:// or sqlite://"
+        )
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        raise ImproperlyConfigured("DATABASE_URL names no database (postgres://user@host/NAME)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured("DATABASE_URL has an invalid port") from None
+    return {
+        "ENGINE": "django.db.backends.postgresql",  # psycopg 3, picked up automatically
+        "NAME": name,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": unquote(parts.hostname or ""),
+        "PORT": str(port or ""),
+        "OPTIONS": options,
+        "CONN_MAX_AGE": envint("CONN_MAX_AGE", 0),
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+def _sqlite_database(path: Path, options: dict[str, str]) -> dict[str, Any]:
+    # The web process and the background worker share the file: WAL lets readers run
+    # during a write, IMMEDIATE takes the write lock up front so a transaction never
+    # fails half-way on an upgrade, and the timeout waits out the other process.
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+            **options,
+        },
+    }
+
+
+def _default_database() -> dict[str, Any]:
+    var = BASE_DIR / "var"
+    var.mkdir(exist_ok=True)
+    return _sqlite_database(var / "lethe.sqlite3", {})
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# --- Core -----------------------------------------------------------------------------
+
+# On by default so that a bare checkout runs the demo; production sets DEBUG=false.
+DEBUG = envbool("DEBUG", default=True)
+
+_DEV_SECRET_KEY = "django-insecure-lethe-development-only"  # noqa: S105 - refused unless DEBUG
+SECRET_KEY = envsecret("SECRET_KEY") or (_DEV_SECRET_KEY if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("Set SECRET_KEY (or SECRET_KEY_FILE) when DEBUG is off")
+
+ALLOWED_HOSTS = _split(envstr("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]"))
+CSRF_TRUSTED_ORIGINS = _split(envstr("CSRF_TRUSTED_ORIGINS", ""))
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", default=not DEBUG)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_celery_beat",
+    "governance",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "governance.urls"
+WSGI_APPLICATION = "governance.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+
+_database_url = envsecret("DATABASE_URL")
+DATABASES = {"default": parse_database_url(_database_url) if _database_url else _default_database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Time and language: UTC only (STYLE §3.17) ----------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Files ----------------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = envpath("STATIC_ROOT", BASE_DIR / "var" / "static")
+# Trained stages, manifests and certificates; the engine creates folders as it writes.
+ARTIFACT_ROOT = envpath("ARTIFACT_ROOT", BASE_DIR / "var" / "artifacts")
+
+# --- REST API -------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Closed by default: an endpoint that forgets its permission check stays private.
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lethe API",
+    "DESCRIPTION": "Exact machine unlearning with lineage, erasure requests and certificates.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Celery (read by celery_worker.celery with the CELERY_ namespace) -----------------
+
+# None means embedded mode: no external broker, the demo's own background worker runs
+# the jobs. Production points this at Redis or RabbitMQ.
+CELERY_BROKER_URL = envsecret("CELERY_BROKER_URL")
+CELERY_RESULT_BACKEND = envsecret("CELERY_RESULT_BACKEND")
+# JSON only: a pickle payload from the broker would be code execution.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_ENABLE_UTC = True
+# Training tasks run for minutes: a worker should not hoard queued jobs it cannot start.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

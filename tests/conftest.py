@@ -1,0 +1,5 @@
+"""Shared pytest setup. Django settings come from pyproject ([tool.pytest.ini_options]).
+
+Tests run against whatever DATABASE_URL names (PostgreSQL in CI) or the embedded SQLite
+default when it is unset; pytest-django creates and drops a separate test database.
+"""

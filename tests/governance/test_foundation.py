@@ -1,0 +1,266 @@
+"""The project skeleton: settings parsing, system checks, schema, health and the demo command."""
+
+from __future__ import annotations
+
+import io
+import os
+import runpy
+import sys
+import types
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import OperationalError
+
+from governance import settings as lethe_settings
+from governance.settings import envbool, envint, envsecret, envstr, parse_database_url
+
+SETTINGS_FILE = Path(lethe_settings.__file__)
+SETTINGS_VARIABLES = (
+    "DEBUG",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "DATABASE_URL",
+    "DATABASE_URL_FILE",
+    "CELERY_BROKER_URL",
+    "CELERY_BROKER_URL_FILE",
+    "ARTIFACT_ROOT",
+)
+
+
+# --- manage.py check and the API skeleton ---------------------------------------------
+
+
+def test_system_checks_pass():
+    call_command("check", fail_level="WARNING", stdout=io.StringIO())
+
+
+def test_schema_endpoint_serves_openapi_document(client):
+    response = client.get("/api/v1/schema/", {"format": "json"})
+
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.")
+    assert document["info"]["title"] == "Lethe API"
+    assert "/api/v1/health/" in document["paths"]
+
+
+def test_schema_is_valid_and_generates_without_warnings():
+    call_command("spectacular", "--validate", "--fail-on-warn", stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_health_reports_ok_and_database_vendor(client):
+    expected = "postgresql" if os.environ.get("DATABASE_URL") else "sqlite"
+
+    response = client.get("/api/v1/health/")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": expected}
+
+
+def test_health_returns_503_when_database_is_down(client):
+    broken = mock.Mock(vendor="postgresql")
+    broken.cursor.side_effect = OperationalError("connection refused")
+
+    with mock.patch("governance.apis.connection", broken):
+        response = client.get("/api/v1/health/")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "error", "database": "postgresql"}
+
+
+# --- DATABASE_URL -----------------------------------------------------------------------
+
+
+def test_parse_database_url_postgres():
+    db = parse_database_url("postgres://lethe:p%40ss%2Fword@db.example.com:6543/lethe_prod")
+
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert db["NAME"] == "lethe_prod"
+    assert db["USER"] == "lethe"
+    assert db["PASSWORD"] == "p@ss/word"
+    assert db["HOST"] == "db.example.com"
+    assert db["PORT"] == "6543"
+    assert db["OPTIONS"] == {}
+
+
+def test_parse_database_url_ci_form_without_password():
+    db = parse_database_url("postgres://postgres@127.0.0.1:5432/test")
+
+    assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
+        "postgres",
+        "",
+        "127.0.0.1",
+        "5432",
+        "test",
+    )
+
+
+def test_parse_database_url_postgresql_scheme_defaults_and_options():
+    db = parse_database_url("postgresql://localhost/lethe?sslmode=require")
+
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["HOST"], db["PORT"], db["USER"]) == ("localhost", "", "")
+    assert db["OPTIONS"] == {"sslmode": "require"}
+
+
+def test_parse_database_url_sqlite_paths():
+    relative = parse_database_url("sqlite:///var/other.sqlite3")
+    absolute = parse_database_url("sqlite:////tmp/lethe.sqlite3")
+
+    assert relative["ENGINE"] == "django.db.backends.sqlite3"
+    assert relative["NAME"] == lethe_settings.BASE_DIR / "var" / "other.sqlite3"
+    assert absolute["NAME"] == Path("/tmp/lethe.sqlite3")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://root@localhost/lethe", "scheme 'mysql' is not supported"),
+        ("postgres://postgres@localhost", "names no database"),
+        ("postgres://postgres@localhost:notaport/lethe", "invalid port"),
+    ],
+)
+def test_parse_database_url_rejects_bad_urls(url, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        parse_database_url(url)
+
+
+# --- typed environment helpers ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("true", True), ("True", True), ("1", True), ("yes", True), ("off", False), ("0", False)],
+)
+def test_envbool_parses_common_spellings(monkeypatch, raw, expected):
+    monkeypatch.setenv("LETHE_FLAG", raw)
+
+    assert envbool("LETHE_FLAG", default=not expected) is expected
+
+
+def test_envbool_rejects_garbage(monkeypatch):
+    monkeypatch.setenv("LETHE_FLAG", "maybe")
+
+    with pytest.raises(ImproperlyConfigured, match=r"LETHE_FLAG='maybe' is not a boolean"):
+        envbool("LETHE_FLAG", default=False)
+
+
+def test_envint_parses_and_rejects_garbage(monkeypatch):
+    monkeypatch.setenv("LETHE_COUNT", " 42 ")
+    assert envint("LETHE_COUNT", default=1) == 42
+
+    monkeypatch.setenv("LETHE_COUNT", "4.5")
+    with pytest.raises(ImproperlyConfigured, match=r"LETHE_COUNT='4.5' is not an integer"):
+        envint("LETHE_COUNT", default=1)
+
+
+def test_empty_variables_fall_back_to_defaults(monkeypatch):
+    for name in ("LETHE_FLAG", "LETHE_COUNT", "LETHE_TEXT"):
+        monkeypatch.setenv(name, "")
+
+    assert envbool("LETHE_FLAG", default=True) is True
+    assert envint("LETHE_COUNT", default=7) == 7
+    assert envstr("LETHE_TEXT", "fallback") == "fallback"
+
+
+def test_envsecret_prefers_variable_then_reads_file(monkeypatch, tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-file\n")
+    monkeypatch.delenv("LETHE_SECRET", raising=False)
+    monkeypatch.setenv("LETHE_SECRET_FILE", str(secret_file))
+    assert envsecret("LETHE_SECRET") == "from-file"
+
+    monkeypatch.setenv("LETHE_SECRET", "from-env")
+    assert envsecret("LETHE_SECRET") == "from-env"
+
+
+def test_envsecret_reports_unreadable_file(monkeypatch, tmp_path):
+    monkeypatch.delenv("LETHE_SECRET", raising=False)
+    monkeypatch.setenv("LETHE_SECRET_FILE", str(tmp_path / "missing"))
+
+    with pytest.raises(ImproperlyConfigured, match=r"LETHE_SECRET_FILE=.* cannot be read"):
+        envsecret("LETHE_SECRET")
+
+
+# --- the settings module under different environments ---------------------------------
+
+
+def load_settings(monkeypatch, **env):
+    """Execute governance/settings.py afresh under `env` and return its namespace."""
+    for name in SETTINGS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return types.SimpleNamespace(**runpy.run_path(str(SETTINGS_FILE)))
+
+
+def test_no_environment_means_embedded_sqlite(monkeypatch):
+    s = load_settings(monkeypatch)
+
+    assert s.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert s.DATABASES["default"]["NAME"] == s.BASE_DIR / "var" / "lethe.sqlite3"
+    assert s.ARTIFACT_ROOT == s.BASE_DIR / "var" / "artifacts"
+    assert s.CELERY_BROKER_URL is None
+    assert s.DEBUG is True
+
+
+def test_database_url_selects_postgres(monkeypatch):
+    s = load_settings(monkeypatch, DATABASE_URL="postgres://postgres@127.0.0.1:5432/test")
+
+    assert s.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    assert s.DATABASES["default"]["NAME"] == "test"
+
+
+def test_celery_is_json_only_and_takes_broker_from_environment(monkeypatch):
+    s = load_settings(monkeypatch, CELERY_BROKER_URL="redis://127.0.0.1:6379/0")
+
+    assert s.CELERY_BROKER_URL == "redis://127.0.0.1:6379/0"
+    assert s.CELERY_ACCEPT_CONTENT == ["json"]
+    assert s.CELERY_TASK_SERIALIZER == s.CELERY_RESULT_SERIALIZER == "json"
+
+
+def test_production_requires_a_secret_key(monkeypatch):
+    with pytest.raises(ImproperlyConfigured, match="Set SECRET_KEY"):
+        load_settings(monkeypatch, DEBUG="false")
+
+    s = load_settings(monkeypatch, DEBUG="false", SECRET_KEY="s3cret")
+    assert s.SECRET_KEY == "s3cret"
+
+
+# --- manage.py demo -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_demo(monkeypatch):
+    """Stand in for unlearning.demo so the command is tested without training a model."""
+    module = types.ModuleType("unlearning.demo")
+    module.calls = []
+    module.exit_code = 0
+
+    def main(argv):
+        module.calls.append(argv)
+        return module.exit_code
+
+    module.main = main
+    monkeypatch.setitem(sys.modules, "unlearning.demo", module)
+    return module
+
+
+def test_demo_command_passes_quick_through(fake_demo):
+    call_command("demo", "--quick")
+    call_command("demo")
+
+    assert fake_demo.calls == [["--quick"], []]
+
+
+def test_demo_command_fails_when_demo_fails(fake_demo):
+    fake_demo.exit_code = 2
+
+    with pytest.raises(CommandError, match="exit status 2"):
+        call_command("demo", "--quick")

@@ -1,0 +1,184 @@
+"""The adapter host: one loaded base model whose LoRA groups switch between stages.
+
+The host wraps a frozen base with LoRA on every block's attention projections. The model
+at depth k of a sequence is: groups 1..k loaded from stages 1..k, the head of stage k, and
+groups k+1..L switched off (peft's per-layer ``enable_adapters(False)`` makes those layers
+return exactly ``base_layer(x)``). Switching depth or sequence only copies the groups
+whose tensors differ, so a hot switch costs milliseconds and never reloads the base.
+
+LoRA is never merged into the base weights: merging is not bit-exact and would make the
+adapters inseparable, and separability is what lets a deletion simply drop groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from unlearning.artifacts import StageArtifact, tensor_digest
+from unlearning.layers import (
+    Anatomy,
+    block_index,
+    inspect_model,
+    is_head_param,
+    is_lora_param,
+    layer_groups,
+)
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA hyperparameters shared by every group of a model.
+
+    Attributes:
+        rank: adapter rank r (8 suits MiniLM; 16 in the paper's larger models).
+        alpha: scaling numerator; the update is scaled by alpha / rank.
+        dropout: dropout on the adapter input; 0 keeps a stage cheap and exact to replay.
+    """
+
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+
+
+class AdapterHost:
+    """A base model with LoRA groups that can be loaded, trained and switched per stage.
+
+    Args:
+        base: the frozen task model from ``backbones.build_base``.
+        num_groups: L, the number of layer groups (= slices per shard).
+        lora: LoRA hyperparameters.
+    """
+
+    def __init__(self, base: nn.Module, *, num_groups: int, lora: LoraSettings) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        self.anatomy: Anatomy = inspect_model(base)
+        self.groups = layer_groups(self.anatomy.num_blocks, num_groups)
+        self.lora = lora
+        config = LoraConfig(
+            r=lora.rank,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=list(self.anatomy.lora_targets),
+            bias="none",
+            # GPT-2 keeps its attention projection as a transposed Conv1D.
+            fan_in_fan_out=self.anatomy.lora_targets == ("c_attn",),
+        )
+        # peft draws LoRA-A init from the global RNG; keep that from leaking into callers.
+        # The values are irrelevant: every stage re-initialises its own group from a seed.
+        with torch.random.fork_rng(devices=[]):
+            self.model = get_peft_model(base, config)
+        self._params = dict(self.model.named_parameters())
+        self._group_of_block = {b: g for g, blocks in enumerate(self.groups, 1) for b in blocks}
+        self.group_param_names = {g: self._names_in_group(g) for g in range(1, num_groups + 1)}
+        self.head_param_names = [n for n in self._params if is_head_param(n, self.anatomy.head)]
+        self._lora_layers = {g: self._layers_in_group(g) for g in range(1, num_groups + 1)}
+        self._loaded: dict[int, str] = {}  # group -> digest of the stage it holds (0 = head)
+        self.depth = 0
+        self.set_depth(0)
+        self.model.eval()
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.groups)
+
+    def _group_of(self, name: str) -> int | None:
+        block = block_index(name, self.anatomy.block_path)
+        return None if block is None else self._group_of_block[block]
+
+    def _names_in_group(self, group: int) -> list[str]:
+        return [n for n in self._params if is_lora_param(n) and self._group_of(n) == group]
+
+    def _layers_in_group(self, group: int) -> list[Any]:
+        from peft.tuners.lora import LoraLayer
+
+        return [
+            module
+            for name, module in self.model.named_modules()
+            if isinstance(module, LoraLayer) and self._group_of(name + ".x") == group
+        ]
+
+    def parameters_of(self, group: int) -> Iterator[tuple[str, nn.Parameter]]:
+        """The LoRA parameters of one group (1-based, 1 = top)."""
+        for name in self.group_param_names[group]:
+            yield name, self._params[name]
+
+    def head_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """The classification head's parameters."""
+        for name in self.head_param_names:
+            yield name, self._params[name]
+
+    def set_depth(self, depth: int) -> None:
+        """Switch groups 1..depth on and the rest off; freeze every parameter."""
+        if not 0 <= depth <= self.num_groups:
+            raise ValueError(f"depth must be within 0..{self.num_groups}, got {depth}")
+        for group, layers in self._lora_layers.items():
+            for layer in layers:
+                layer.enable_adapters(group <= depth)
+        # enable_adapters(True) marks active adapters trainable; training picks its own set.
+        for param in self._params.values():
+            param.requires_grad_(False)
+        self.depth = depth
+
+    def stage_tensors(self, group: int) -> dict[str, torch.Tensor]:
+        """Copies of one group's LoRA tensors and the current head: a stage's content."""
+        names = [*self.group_param_names[group], *self.head_param_names]
+        return {n: self._params[n].detach().clone().contiguous() for n in names}
+
+    def activate(self, stages: Sequence[StageArtifact]) -> None:
+        """Serve the prefix model made of ``stages`` (stage j fills group j; head of the last).
+
+        Only groups whose content differs from what is loaded are copied.
+
+        Raises:
+            ValueError: when the stages are not one prefix chain or do not fit this model.
+        """
+        _check_chain(stages, self.num_groups)
+        with torch.no_grad():
+            for group, stage in enumerate(stages, 1):
+                if self._loaded.get(group) != stage.digest:
+                    self._copy(stage, self.group_param_names[group])
+                    self._loaded[group] = stage.digest
+            if stages and self._loaded.get(0) != stages[-1].digest:
+                self._copy(stages[-1], self.head_param_names)
+                self._loaded[0] = stages[-1].digest
+        self.set_depth(len(stages))
+
+    def _copy(self, stage: StageArtifact, names: Sequence[str]) -> None:
+        expected = {*self.group_param_names[stage.key.position], *self.head_param_names}
+        if set(stage.tensors) != expected:
+            raise ValueError(f"stage {stage.key.slug()} does not fit this model's group layout")
+        for name in names:
+            self._params[name].copy_(stage.tensors[name])
+
+    def forget(self, group: int) -> None:
+        """Record that a group's tensors were changed outside ``activate`` (by training)."""
+        self._loaded.pop(group, None)
+        self._loaded.pop(0, None)
+
+    def remember(self, stage: StageArtifact) -> None:
+        """Record that the host now holds ``stage`` in its group and head."""
+        self._loaded[stage.key.position] = stage.digest
+        self._loaded[0] = stage.digest
+
+    def state_digest(self) -> str:
+        """Digest of every parameter, for isolation checks and debugging."""
+        return tensor_digest(dict(self._params))
+
+
+def _check_chain(stages: Sequence[StageArtifact], num_groups: int) -> None:
+    if len(stages) > num_groups:
+        raise ValueError(f"depth {len(stages)} exceeds the model's {num_groups} groups")
+    if not stages:
+        return
+    last = stages[-1].key
+    for position, stage in enumerate(stages, 1):
+        if stage.key.shard != last.shard or stage.key.prefix != last.prefix[:position]:
+            raise ValueError(
+                f"stage {stage.key.slug()} is not position {position} of {last.slug()}'s prefix"
+            )

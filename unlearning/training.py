@@ -1,0 +1,299 @@
+"""S3T stage training: stage i trains only group i's LoRA and the head.
+
+Stage i of a sequence reads the union of its first i slices, starts from stages 1..i-1
+(loaded, frozen), re-initialises group i's LoRA from its own seed and trains it together
+with the head, with AdamW over exactly those tensors. Everything else stays bit-identical
+(invariant I1).
+
+All randomness comes from seeds derived from (model seed, shard, prefix): data order,
+dropout, LoRA-A init and, at stage 1, the head init. A stage is a pure function of its
+prefix's records, its parent stages and that seed, which is what makes three things exact:
+sequences sharing a prefix share its stages (trained once), a sequence resumes from any
+finished stage, and a replay from lineage in another process reproduces the tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlearning.artifacts import LocalArtifactStore, StageArtifact, StageKey
+from unlearning.assembly import AdapterHost
+from unlearning.data import Collator, Example, lineage_digest
+from unlearning.recipe import runtime_recipe
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Per-stage optimisation settings (the same for every stage of a model).
+
+    Attributes:
+        epochs: passes over the stage's cumulative data.
+        learning_rate: AdamW learning rate; 1e-3 suits LoRA r=8 on MiniLM.
+        batch_size: examples per step; batches are padded to their longest member.
+        weight_decay: AdamW weight decay (only ever applied to this stage's tensors).
+        max_length: truncation length in tokens.
+    """
+
+    epochs: int = 2
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    max_length: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+
+def stage_seed(model_seed: int, key: StageKey, purpose: str) -> int:
+    """A 63-bit seed for one purpose ("order", "dropout", "lora", "head") of one stage.
+
+    It depends on the prefix, not on a sequence index, so a prefix shared by two
+    sequences is the same stage with the same seeds.
+    """
+    text = f"lethe:{model_seed}:{key.shard}:{','.join(map(str, key.prefix))}:{purpose}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+def _init_group(host: AdapterHost, group: int, seed: int) -> None:
+    """Fresh LoRA for one group: A from a seeded Kaiming draw, B = 0 (no effect yet)."""
+    with torch.no_grad():
+        for name, param in host.parameters_of(group):
+            if ".lora_B." in name:
+                param.zero_()
+            else:
+                g = torch.Generator().manual_seed(seed ^ _name_hash(name))
+                nn.init.kaiming_uniform_(param, a=math.sqrt(5), generator=g)
+
+
+def _init_head(host: AdapterHost, seed: int, std: float = 0.02) -> None:
+    with torch.no_grad():
+        for name, param in host.head_parameters():
+            if param.dim() >= 2:
+                g = torch.Generator().manual_seed(seed ^ _name_hash(name))
+                param.normal_(0.0, std, generator=g)
+            else:
+                param.zero_()
+
+
+def _name_hash(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:7], "big")
+
+
+def train_stage(
+    host: AdapterHost,
+    *,
+    key: StageKey,
+    parents: Sequence[StageArtifact],
+    examples: Sequence[Example],
+    collate: Collator,
+    settings: TrainSettings,
+    model_seed: int,
+) -> StageArtifact:
+    """Train stage ``key.position`` of a shard on ``examples`` (its prefix's records).
+
+    Args:
+        host: the adapter host; left holding the new stage at depth ``key.position``.
+        key: shard and prefix of the stage to train.
+        parents: the artifacts of stages 1..position-1 of the same prefix.
+        examples: the records of the prefix's slices, in any order (sorted by key here).
+        collate: turns examples into model inputs, padding to the longest in the batch.
+        settings: optimisation settings.
+        model_seed: the model's seed; stage seeds derive from it and the key.
+
+    Returns:
+        The stage artifact (group LoRA + head after the stage, recipe, metrics).
+    """
+    if len(parents) != key.position - 1:
+        raise ValueError(f"stage {key.slug()} needs {key.position - 1} parent stages")
+    if not examples:
+        raise ValueError(f"stage {key.slug()}: no training examples")
+    group = key.position
+    started = time.perf_counter()
+    host.activate(parents)
+    host.set_depth(group)
+    host.forget(group)
+    _init_group(host, group, stage_seed(model_seed, key, "lora"))
+    if group == 1:
+        _init_head(host, stage_seed(model_seed, key, "head"))
+    trainable = [p for _, p in host.parameters_of(group)]
+    trainable += [p for _, p in host.head_parameters()]
+    for param in trainable:
+        param.requires_grad_(True)
+    ordered = sorted(examples, key=lambda e: e.key)
+    losses = _optimise(host.model, trainable, ordered, collate, settings, model_seed, key)
+    for param in trainable:
+        param.requires_grad_(False)
+    artifact = StageArtifact(
+        key=key,
+        tensors=host.stage_tensors(group),
+        recipe=_stage_recipe(host, key, ordered, settings, model_seed),
+        metrics={
+            "final_loss": losses[-1],
+            "mean_loss": sum(losses) / len(losses),
+            "steps": float(len(losses)),
+            "examples": float(len(ordered)),
+            "seconds": round(time.perf_counter() - started, 4),
+        },
+    )
+    host.remember(artifact)
+    return artifact
+
+
+def _optimise(
+    model: nn.Module,
+    trainable: list[nn.Parameter],
+    examples: Sequence[Example],
+    collate: Collator,
+    settings: TrainSettings,
+    model_seed: int,
+    key: StageKey,
+) -> list[float]:
+    # Only this stage's tensors are in the optimizer: with weight decay, a frozen tensor in
+    # the optimizer would still move.
+    optimizer = torch.optim.AdamW(
+        trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    order = torch.Generator().manual_seed(stage_seed(model_seed, key, "order"))
+    labels = torch.tensor([e.label for e in examples])
+    losses: list[float] = []
+    model.train()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stage_seed(model_seed, key, "dropout"))
+            for _ in range(settings.epochs):
+                permutation = torch.randperm(len(examples), generator=order)
+                for batch in permutation.split(settings.batch_size):  # type: ignore[no-untyped-call]
+                    inputs = collate([examples[i] for i in batch.tolist()])
+                    logits = model(**inputs).logits  # [batch, num_labels]
+                    loss = F.cross_entropy(logits, labels[batch])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    optimizer.step()
+                    losses.append(float(loss.detach()))
+    finally:
+        model.eval()
+    return losses
+
+
+def _stage_recipe(
+    host: AdapterHost,
+    key: StageKey,
+    examples: Sequence[Example],
+    settings: TrainSettings,
+    model_seed: int,
+) -> dict[str, object]:
+    return {
+        "runtime": runtime_recipe(),
+        "settings": asdict(settings),
+        "lora": asdict(host.lora),
+        "model_seed": model_seed,
+        "seeds": {p: stage_seed(model_seed, key, p) for p in ("order", "dropout", "lora", "head")},
+        "group_blocks": list(host.groups[key.position - 1]),
+        "lineage": {"records": len(examples), "digest": lineage_digest(e.key for e in examples)},
+        "padding": "longest",
+    }
+
+
+def stage_plan(sequences: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """Every distinct prefix of a shard's sequences, parents first (a prefix trie, DFS).
+
+    Sequences sharing a prefix share its stages, so a shard with B sequences of length L
+    trains at most B·L stages, fewer when prefixes repeat (all L! at full budget: 64
+    stages instead of 96 for L = 4).
+    """
+    seen: set[tuple[int, ...]] = set()
+    plan: list[tuple[int, ...]] = []
+    for order in sequences:
+        for depth in range(1, len(order) + 1):
+            prefix = tuple(order[:depth])
+            if prefix not in seen:
+                seen.add(prefix)
+                plan.append(prefix)
+    return plan
+
+
+@dataclass
+class ShardRun:
+    """Outcome of ``train_shard``: digests of every stage, and which ones were reused."""
+
+    digests: dict[tuple[int, ...], str] = field(default_factory=dict)
+    trained: list[tuple[int, ...]] = field(default_factory=list)
+    reused: list[tuple[int, ...]] = field(default_factory=list)
+
+
+StageCallback = Callable[[StageArtifact, bool], None]
+
+
+def train_shard(
+    host: AdapterHost,
+    *,
+    shard: int,
+    sequences: Sequence[tuple[int, ...]],
+    slices: Mapping[int, Sequence[Example]],
+    store: LocalArtifactStore,
+    collate: Collator,
+    settings: TrainSettings,
+    model_seed: int,
+    on_stage: StageCallback | None = None,
+) -> ShardRun:
+    """Train every stage of a shard's sequences, skipping stages already in the store.
+
+    Finished stages are never retrained: a run that was killed resumes from its last saved
+    stage, and a prefix shared by several sequences is trained once.
+
+    Args:
+        host: the adapter host (its base must match the store's stages).
+        shard: shard index.
+        sequences: the shard's sequences (orders of slice indices).
+        slices: the shard's records per slice index.
+        store: where stages are saved and looked up.
+        collate: batch builder.
+        settings: optimisation settings.
+        model_seed: the model's seed.
+        on_stage: called with (artifact, reused) after each stage.
+
+    Returns:
+        The digests of all stages, and which were trained now or reused.
+    """
+    run = ShardRun()
+    known: dict[tuple[int, ...], StageArtifact] = {}
+    for prefix in stage_plan(sequences):
+        key = StageKey(shard, prefix)
+        reused = store.has(key)
+        if reused:
+            artifact = store.load(key)
+            run.reused.append(prefix)
+        else:
+            parents = [
+                known.get(prefix[:j]) or store.load(StageKey(shard, prefix[:j]))
+                for j in range(1, len(prefix))
+            ]
+            examples = [e for s in prefix for e in slices[s]]
+            artifact = train_stage(
+                host,
+                key=key,
+                parents=parents,
+                examples=examples,
+                collate=collate,
+                settings=settings,
+                model_seed=model_seed,
+            )
+            store.save(artifact)
+            run.trained.append(prefix)
+        known[prefix] = artifact
+        run.digests[prefix] = artifact.digest
+        if on_stage is not None:
+            on_stage(artifact, reused)
+    return run
