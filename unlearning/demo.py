@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from unlearning.artifacts import LocalArtifactStore, StageArtifact, StageKey
@@ -39,7 +39,7 @@ class DemoConfig:
     shards: int = 2
     slices: int = 3
     budget: int = 3
-    epochs: int = 3
+    epochs: int = 2
     learning_rate: float = 2e-3
     seed: int = 7
 
@@ -68,8 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
     parser.add_argument("--artifacts", type=Path, default=Path("var/demo/artifacts"))
+    parser.add_argument("--backbone", default="minilm", help="minilm, a tiny-* model or a path")
     args = parser.parse_args(argv)
     config = DemoConfig.quick() if args.quick else DemoConfig()
+    config = replace(config, backbone=args.backbone)
     _run(config, args.artifacts)
     return 0
 
