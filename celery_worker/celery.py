@@ -5,11 +5,20 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
+from kombu.entity import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
 
 app = Celery("lethe")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Declared, so a worker consumes them and `purge` reaches them: training (long, one at a
+# time per GPU or core set), control (erasures, sweeps: short and urgent), default.
+app.conf.task_queues = [Queue(name) for name in ("training", "control", "default")]  # type: ignore[no-untyped-call]
+app.conf.task_routes = {
+    "lethe.train_sequence": {"queue": "training"},
+    "lethe.requeue_stalled_training": {"queue": "control"},
+}
 # Tasks live in celery_worker/tasks.py rather than in a Django app, so name this package
 # next to the installed apps. The lambda defers reading settings until the app finalises.
 app.autodiscover_tasks(lambda: [*_installed_apps(), "celery_worker"])
@@ -19,3 +28,11 @@ def _installed_apps() -> list[str]:
     from django.conf import settings
 
     return list(settings.INSTALLED_APPS)
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _resume_unfinished(**_: object) -> None:
+    """After a crash or restart, queue unfinished training again (duplicates are no-ops)."""
+    from governance.services.training import training_requeue_stalled
+
+    training_requeue_stalled()

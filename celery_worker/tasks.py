@@ -1,8 +1,19 @@
-"""Thin tasks: take primary keys, import a governance service inside the body, call it."""
+"""Thin tasks: take primary keys, import a governance service inside the body, call it.
+
+Training tasks run on the ``training`` queue with late acknowledgement: a worker killed
+mid-stage leaves its message unacknowledged, and the service resumes from the last stage
+it recorded. Transient database errors and busy stages retry with backoff and jitter.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db import InterfaceError, OperationalError
+
 from celery_worker.celery import app
+
+TRANSIENT = (OperationalError, InterfaceError)
 
 
 # celery ships no type hints, so its decorators are untyped to mypy.
@@ -10,3 +21,46 @@ from celery_worker.celery import app
 def ping() -> str:
     """Round-trip check for a worker and broker."""
     return "pong"
+
+
+def _on_training_failure(
+    self: Any, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+) -> None:
+    from governance.services.training import training_task_fail
+
+    training_task_fail(task_id=int(args[0]), error=f"{type(exc).__name__}: {exc}")
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name="lethe.train_sequence",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=8,
+    soft_time_limit=6 * 3600,
+    time_limit=6 * 3600 + 300,
+    on_failure=_on_training_failure,
+)
+def train_sequence(self: Any, training_task_id: int) -> None:
+    """Train the unfinished stages of one (shard, sequence)."""
+    from governance.services.training import StageBusy, training_task_run
+
+    try:
+        training_task_run(task_id=training_task_id)
+    except StageBusy as exc:
+        from django.conf import settings
+
+        # Wait about as long as a dead worker's lease can still hold the stage.
+        raise self.retry(exc=exc, countdown=min(30, settings.LETHE_STAGE_LEASE_SECONDS)) from None
+    except TRANSIENT as exc:
+        raise self.retry(exc=exc, countdown=min(600, 5 * 2**self.request.retries)) from None
+
+
+@app.task(name="lethe.requeue_stalled_training")  # type: ignore[untyped-decorator]
+def requeue_stalled_training() -> int:
+    """Beat sweeper: queue again training tasks that stopped making progress."""
+    from datetime import timedelta
+
+    from governance.services.training import training_requeue_stalled
+
+    return len(training_requeue_stalled(older_than=timedelta(minutes=15)))

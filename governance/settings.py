@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any, overload
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -116,6 +119,8 @@ def _sqlite_database(path: Path, options: dict[str, str]) -> dict[str, Any]:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": path,
+        # A file, not memory: integration tests share the test database with a worker.
+        "TEST": {"NAME": str(path.with_name(f"{path.stem}-test{path.suffix}"))},
         "OPTIONS": {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
@@ -221,9 +226,25 @@ ARTIFACT_ROOT = envpath("ARTIFACT_ROOT", BASE_DIR / "var" / "artifacts")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Token first: its `WWW-Authenticate: Token` makes DRF answer 401, not 403, to a
+    # request without credentials. Sessions serve the web UI (and enforce CSRF).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "governance.auth.HashedTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     # Closed by default: an endpoint that forgets its permission check stays private.
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only; the records endpoint adds JSONL, CSV and uploads (INGEST_PARSER_CLASSES).
+    "DEFAULT_PARSER_CLASSES": ["governance.ingest.JSONParser"],
+    "EXCEPTION_HANDLER": "governance.errors.api_exception_handler",
 }
+
+# One limit for every request body and upload (the ingest parsers check it for JSONL, CSV
+# and multipart files, which Django alone would not); over it the API answers 413.
+LETHE_MAX_UPLOAD_BYTES = envint("LETHE_MAX_UPLOAD_BYTES", 32 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = LETHE_MAX_UPLOAD_BYTES
+# Rows per bulk records request: bounds one upsert transaction.
+LETHE_MAX_BATCH_ROWS = envint("LETHE_MAX_BATCH_ROWS", 100_000)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lethe API",
@@ -237,6 +258,34 @@ SPECTACULAR_SETTINGS = {
 # None means embedded mode: no external broker, the demo's own background worker runs
 # the jobs. Production points this at Redis or RabbitMQ.
 CELERY_BROKER_URL = envsecret("CELERY_BROKER_URL")
+# Embedded mode: Celery's file-system transport, a real broker-less queue in var/broker
+# that the local worker process polls. No server to run, nothing to configure.
+LETHE_BROKER_DIR = envpath("LETHE_BROKER_DIR", BASE_DIR / "var" / "broker")
+if CELERY_BROKER_URL is None:
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(LETHE_BROKER_DIR / "queue"),
+        "data_folder_out": str(LETHE_BROKER_DIR / "queue"),
+        "processed_folder": str(LETHE_BROKER_DIR / "processed"),
+        "control_folder": str(LETHE_BROKER_DIR / "control"),
+        "store_processed": False,
+    }
+    for _folder in ("queue", "processed", "control"):
+        (LETHE_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+else:
+    # Redis redelivers an unacknowledged message after this long; training tasks run for
+    # minutes to hours, and a redelivered duplicate is harmless (stages are claimed).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("BROKER_VISIBILITY_S", 7200)}
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_IGNORE_RESULT = True  # state lives in the database, not in a result backend
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Tests that want tasks to run inline say so; the default is a real worker.
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_EAGER_PROPAGATES = True
+# A stage's claim; a worker renews it while training, so a dead worker's claim lapses.
+LETHE_STAGE_LEASE_SECONDS = envint("LETHE_STAGE_LEASE_SECONDS", 600)
 CELERY_RESULT_BACKEND = envsecret("CELERY_RESULT_BACKEND")
 # JSON only: a pickle payload from the broker would be code execution.
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -249,3 +298,5 @@ CELERY_ENABLE_UTC = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Threads for torch in processes that train or serve; 0 means one per core.
+LETHE_TORCH_THREADS = envint("LETHE_TORCH_THREADS", 0)

@@ -1,13 +1,39 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from governance.apis import HealthApi
+from governance import apis
+
+api = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("health/", apis.HealthApi.as_view(), name="api-health"),
+    path("datasets/", apis.DatasetCreateApi.as_view(), name="api-dataset-create"),
+    path("datasets/<int:dataset_id>/", apis.DatasetDetailApi.as_view(), name="api-dataset"),
+    path(
+        "datasets/<int:dataset_id>/records/",
+        apis.RecordUpsertApi.as_view(),
+        name="api-records-upsert",
+    ),
+    path(
+        "subjects/<str:subject_id>/lineage/",
+        apis.SubjectLineageApi.as_view(),
+        name="api-subject-lineage",
+    ),
+    path("models/", apis.ModelCreateApi.as_view(), name="api-model-create"),
+    path("models/<int:model_id>/", apis.ModelDetailApi.as_view(), name="api-model"),
+    path("models/<int:model_id>/train/", apis.ModelTrainApi.as_view(), name="api-model-train"),
+    path(
+        "models/<int:model_id>/predict/", apis.ModelPredictApi.as_view(), name="api-model-predict"
+    ),
+]
+
+# JSON errors for URLs under /api/, Django's pages elsewhere (only used when DEBUG is off).
+handler404 = "governance.errors.page_not_found"
+handler500 = "governance.errors.server_error"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/v1/health/", HealthApi.as_view(), name="api-health"),
+    path("api/v1/", include(api)),
 ]

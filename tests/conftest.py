@@ -3,3 +3,5 @@
 Tests run against whatever DATABASE_URL names (PostgreSQL in CI) or the embedded SQLite
 default when it is unset; pytest-django creates and drops a separate test database.
 """
+
+from tests.personas import auditor, engineer, integration, officer, sample  # noqa: F401

@@ -196,3 +196,15 @@ def make_collator(name: str, *, max_length: int = 128) -> Collator:
     if info.family == "encoder":
         keep = (*keep, "token_type_ids")
     return TextCollator(load_tokenizer(name), max_length=max_length, keep=keep)
+
+
+def backbone_num_blocks(name: str) -> int:
+    """Number of transformer blocks, from the config alone (no weights are loaded)."""
+    backbone_info(name)  # validates the name
+    if name in TINY_BACKBONES:
+        return int(_tiny_configs()[name][1].num_hidden_layers)
+    _quiet_transformers()
+    from transformers import AutoConfig
+
+    path = minilm_path() if name == "minilm" else Path(name)
+    return int(AutoConfig.from_pretrained(str(path)).num_hidden_layers)

@@ -62,9 +62,17 @@ def choose_serving(
     Returns:
         The chosen Serving, or None when every sequence has depth 0 (nothing usable).
     """
+    return best_serving([sequence_depth(order, deleted) for order in sequences])
+
+
+def best_serving(depths: Sequence[int]) -> Serving | None:
+    """The serving choice from usable depths per sequence (longest; ties to lowest index).
+
+    Governance derives depths from stage states (leading stages still trained), which also
+    covers stages lost for other reasons than a deleted slice.
+    """
     best: Serving | None = None
-    for index, order in enumerate(sequences):
-        depth = sequence_depth(order, deleted)
+    for index, depth in enumerate(depths):
         # Strict ">" keeps the earliest sequence on ties, as the reference inference does.
         if depth > 0 and (best is None or depth > best.depth):
             best = Serving(sequence_index=index, depth=depth)

@@ -29,6 +29,8 @@ from unlearning.assembly import AdapterHost
 from unlearning.data import Collator, Example, lineage_digest
 from unlearning.recipe import runtime_recipe
 
+StepCallback = Callable[[int, float], None]
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -100,6 +102,7 @@ def train_stage(
     collate: Collator,
     settings: TrainSettings,
     model_seed: int,
+    on_step: StepCallback | None = None,
 ) -> StageArtifact:
     """Train stage ``key.position`` of a shard on ``examples`` (its prefix's records).
 
@@ -111,6 +114,7 @@ def train_stage(
         collate: turns examples into model inputs, padding to the longest in the batch.
         settings: optimisation settings.
         model_seed: the model's seed; stage seeds derive from it and the key.
+        on_step: called with (step, loss) after every optimizer step (progress, leases).
 
     Returns:
         The stage artifact (group LoRA + head after the stage, recipe, metrics).
@@ -132,7 +136,7 @@ def train_stage(
     for param in trainable:
         param.requires_grad_(True)
     ordered = sorted(examples, key=lambda e: e.key)
-    losses = _optimise(host.model, trainable, ordered, collate, settings, model_seed, key)
+    losses = _optimise(host.model, trainable, ordered, collate, settings, model_seed, key, on_step)
     for param in trainable:
         param.requires_grad_(False)
     artifact = StageArtifact(
@@ -159,6 +163,7 @@ def _optimise(
     settings: TrainSettings,
     model_seed: int,
     key: StageKey,
+    on_step: StepCallback | None,
 ) -> list[float]:
     # Only this stage's tensors are in the optimizer: with weight decay, a frozen tensor in
     # the optimizer would still move.
@@ -182,6 +187,8 @@ def _optimise(
                     loss.backward()  # type: ignore[no-untyped-call]
                     optimizer.step()
                     losses.append(float(loss.detach()))
+                    if on_step is not None:
+                        on_step(len(losses), losses[-1])
     finally:
         model.eval()
     return losses

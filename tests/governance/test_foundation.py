@@ -206,7 +206,7 @@ def test_no_environment_means_embedded_sqlite(monkeypatch):
     assert s.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
     assert s.DATABASES["default"]["NAME"] == s.BASE_DIR / "var" / "lethe.sqlite3"
     assert s.ARTIFACT_ROOT == s.BASE_DIR / "var" / "artifacts"
-    assert s.CELERY_BROKER_URL is None
+    assert s.CELERY_BROKER_URL == "filesystem://"  # embedded, broker-less queue
     assert s.DEBUG is True
 
 

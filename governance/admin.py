@@ -1,0 +1,77 @@
+"""Django admin: browse lineage and training; the audit trail is read-only here too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from governance import models
+
+
+@admin.register(models.Subject)
+class SubjectAdmin(admin.ModelAdmin[models.Subject]):
+    search_fields = ("external_ref",)
+    list_display = ("external_ref", "created_at")
+
+
+@admin.register(models.Dataset)
+class DatasetAdmin(admin.ModelAdmin[models.Dataset]):
+    list_display = ("name", "created_at")
+
+
+@admin.register(models.Record)
+class RecordAdmin(admin.ModelAdmin[models.Record]):
+    list_display = ("external_id", "dataset", "subject", "label", "status", "erased_at")
+    list_filter = ("status", "dataset")
+    search_fields = ("external_id", "subject__external_ref")
+    raw_id_fields = ("subject",)
+
+
+@admin.register(models.UnlearningModel)
+class UnlearningModelAdmin(admin.ModelAdmin[models.UnlearningModel]):
+    list_display = (
+        "name",
+        "dataset",
+        "base_model",
+        "num_shards",
+        "num_slices",
+        "budget",
+        "sequence_policy",
+        "status",
+        "generation",
+    )
+
+
+@admin.register(models.Stage)
+class StageAdmin(admin.ModelAdmin[models.Stage]):
+    list_display = ("id", "shard", "prefix", "position", "state", "tensor_digest")
+    list_filter = ("state",)
+    raw_id_fields = ("shard",)
+    filter_horizontal = ()
+
+
+@admin.register(models.ServingManifest)
+class ServingManifestAdmin(admin.ModelAdmin[models.ServingManifest]):
+    list_display = ("model", "version", "generation", "digest", "reason", "created_at")
+
+
+@admin.register(models.TrainingJob)
+class TrainingJobAdmin(admin.ModelAdmin[models.TrainingJob]):
+    list_display = ("id", "model", "generation", "status", "stages_done", "stages_total")
+
+
+@admin.register(models.AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin[models.AuditEvent]):
+    list_display = ("seq", "created_at", "actor", "action", "object_type", "object_id")
+    list_filter = ("action",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

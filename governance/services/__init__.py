@@ -1,0 +1,1 @@
+"""Services: every write Lethe makes, each in one transaction with its audit event."""

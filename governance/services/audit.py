@@ -1,0 +1,103 @@
+"""The hash-chained audit trail: append only, one event per state change.
+
+Each event's hash is SHA-256 over its canonical JSON form, which includes the previous
+event's hash, so changing or removing any row breaks every hash after it. Appends are
+serialised (an advisory lock on PostgreSQL; SQLite's IMMEDIATE transactions already take
+the write lock) so two writers never chain onto the same predecessor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from governance.models import AuditEvent
+
+GENESIS_HASH = "0" * 64
+_LOCK_ID = 0x4C45544845  # "LETHE": the advisory lock that serialises chain appends
+
+
+def canonical_event(
+    *,
+    seq: int,
+    created_at: datetime,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    payload: dict[str, Any],
+    prev_hash: str,
+) -> bytes:
+    """The bytes an event's hash covers: sorted-key compact JSON, UTC time in ISO 8601."""
+    body = {
+        "seq": seq,
+        "created_at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "payload": payload,
+        "prev_hash": prev_hash,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_hash(event: AuditEvent) -> str:
+    return hashlib.sha256(
+        canonical_event(
+            seq=event.seq,
+            created_at=event.created_at,
+            actor=event.actor,
+            action=event.action,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            payload=event.payload,
+            prev_hash=event.prev_hash,
+        )
+    ).hexdigest()
+
+
+def actor_name(actor: Any) -> str:
+    """How an actor appears in the trail: a username, or a system component's name."""
+    if actor is None:
+        return "system"
+    if isinstance(actor, str):
+        return actor
+    return f"user:{actor.get_username()}"
+
+
+def audit_event_append(
+    *,
+    actor: Any,
+    action: str,
+    obj: Model | None = None,
+    object_type: str = "",
+    object_id: str = "",
+    payload: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the chain; must run inside the caller's transaction."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit events are written inside the state change's transaction")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_ID])
+    last = AuditEvent.objects.order_by("-seq").only("seq", "hash").first()
+    event = AuditEvent(
+        seq=(last.seq + 1) if last else 1,
+        created_at=timezone.now(),
+        actor=actor_name(actor),
+        action=action,
+        object_type=obj._meta.model_name if obj is not None else object_type,  # type: ignore[misc]
+        object_id=str(obj.pk) if obj is not None else object_id,
+        payload=json.loads(json.dumps(payload or {}, default=str)),
+        prev_hash=last.hash if last else GENESIS_HASH,
+    )
+    event.hash = event_hash(event)
+    event.save(force_insert=True)
+    return event

@@ -1,0 +1,204 @@
+"""Serving manifests and predictions.
+
+A manifest says, per shard of the current generation, which sequence serves and at what
+depth, with the stage ids and tensor digests. A shard's usable depth per sequence is the
+number of leading stages still ``trained``; the engine's rule picks the longest (ties: the
+lowest sequence index). Only sequences whose training task finished are considered, so the
+manifest does not churn stage by stage while a job runs.
+
+Predictions run in the web process with a cache keyed by manifest version: a request reads
+the current version (one indexed query), reuses the loaded ensemble when it matches and
+rebuilds it when it does not, so it never reloads what is loaded and never serves a stale
+manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from governance import engine
+from governance.errors import ApplicationError
+from governance.models import ServingManifest, Shard, Stage, TrainingTask, UnlearningModel
+from governance.services.audit import audit_event_append
+
+
+def manifest_entries(model: UnlearningModel) -> list[dict[str, Any]]:
+    """The serving choice of every shard of the model's current generation."""
+    from unlearning.policy import best_serving
+
+    shards = Shard.objects.filter(model=model, generation=model.generation).order_by("index")
+    stages = {(s.shard_id, s.prefix): s for s in Stage.objects.filter(shard__in=shards)}
+    done = set(
+        TrainingTask.objects.filter(sequence__shard__in=shards, status="done").values_list(
+            "sequence_id", flat=True
+        )
+    )
+    entries = []
+    for shard in shards:
+        sequences = list(shard.sequences.order_by("index"))
+        depths = [_depth(seq.order, shard, stages) if seq.pk in done else 0 for seq in sequences]
+        serving = best_serving(depths)
+        if serving is None:
+            continue
+        order = sequences[serving.sequence_index].order
+        chosen = [
+            stages[(shard.pk, engine.prefix_text(order[:d]))] for d in range(1, serving.depth + 1)
+        ]
+        entries.append(
+            {
+                "shard": shard.index,
+                "sequence": serving.sequence_index,
+                "depth": serving.depth,
+                "stages": [
+                    {"id": s.pk, "prefix": s.prefix, "digest": s.tensor_digest} for s in chosen
+                ],
+            }
+        )
+    return entries
+
+
+def _depth(order: list[int], shard: Shard, stages: dict[tuple[int, str], Stage]) -> int:
+    depth = 0
+    for d in range(1, len(order) + 1):
+        stage = stages.get((shard.pk, engine.prefix_text(order[:d])))
+        if stage is None or stage.state != Stage.State.TRAINED:
+            break
+        depth = d
+    return depth
+
+
+def manifest_digest(model_id: int, generation: int, entries: list[dict[str, Any]]) -> str:
+    body = {"model": model_id, "generation": generation, "entries": entries}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def manifest_refresh(
+    *, model: UnlearningModel, reason: str, actor: Any = "worker"
+) -> ServingManifest | None:
+    """Publish a new manifest version when the serving choice changed.
+
+    The first manifest waits until every shard has a serving sequence; after that a
+    manifest is published whenever the choice differs (a shard that can no longer serve
+    drops out). Serialised per model by a row lock so versions never collide.
+
+    Returns:
+        The new manifest, or None when nothing changed.
+    """
+    with transaction.atomic():
+        model = UnlearningModel.objects.select_for_update().get(pk=model.pk)
+        entries = manifest_entries(model)
+        current = ServingManifest.objects.filter(model=model).order_by("-version").first()
+        if current is None and len(entries) < model.num_shards:
+            return None
+        digest = manifest_digest(model.pk, model.generation, entries)
+        if current is not None and current.digest == digest:
+            return None
+        manifest = ServingManifest.objects.create(
+            model=model,
+            version=(current.version + 1) if current else 1,
+            generation=model.generation,
+            entries=entries,
+            digest=digest,
+            reason=reason[:200],
+        )
+        audit_event_append(
+            actor=actor,
+            action="manifest.published",
+            obj=manifest,
+            payload={
+                "model": model.pk,
+                "version": manifest.version,
+                "digest": digest,
+                "depths": {e["shard"]: e["depth"] for e in entries},
+                "reason": reason,
+            },
+        )
+    return manifest
+
+
+def manifest_current(model: UnlearningModel) -> ServingManifest:
+    manifest = ServingManifest.objects.filter(model=model).order_by("-version").first()
+    if manifest is None:
+        raise ApplicationError(
+            code="model_not_ready",
+            status=409,
+            message="model: no serving manifest yet; train the model first",
+        )
+    return manifest
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    predictions: list[Prediction]
+    manifest_version: int
+
+
+class _PredictorCache:
+    """Per model: the manifest version loaded and the ensemble serving it."""
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[int, Any]] = {}
+        self._lock = threading.Lock()
+
+    def ensemble(self, model: UnlearningModel, manifest: ServingManifest) -> Any:
+        from unlearning.artifacts import StageKey
+        from unlearning.ensemble import Ensemble, ShardChoice, StageCache
+
+        with self._lock:
+            cached = self._items.get(model.pk)
+            if cached is not None and cached[0] == manifest.version:
+                return cached[1]
+            host, _ = engine.hosts.get(model, "serving")
+            store = engine.artifact_store(model, manifest.generation)
+            choices = [
+                ShardChoice(
+                    e["shard"],
+                    e["sequence"],
+                    tuple(
+                        StageKey(e["shard"], tuple(int(x) for x in s["prefix"].split("-")))
+                        for s in e["stages"]
+                    ),
+                )
+                for e in manifest.entries
+            ]
+            ensemble = Ensemble(host, choices, StageCache(store.load), engine.collator(model))
+            self._items[model.pk] = (manifest.version, ensemble)
+            return ensemble
+
+    def evict(self, model_id: int) -> None:
+        with self._lock:
+            self._items.pop(model_id, None)
+
+
+predictors = _PredictorCache()
+
+
+def model_predict(*, model: UnlearningModel, inputs: list[str]) -> PredictResult:
+    """Predict with the current manifest; the result names the manifest version used."""
+    manifest = manifest_current(model)
+    ensemble = predictors.ensemble(model, manifest)
+    _, lock = engine.hosts.get(model, "serving")
+    with lock:  # the host switches prefixes per shard: one request at a time per host
+        probs = ensemble.predict_proba(inputs)
+    labels = model.dataset.labels
+    predictions = [
+        Prediction(
+            labels[int(row.argmax())],
+            {lab: round(float(p), 6) for lab, p in zip(labels, row, strict=True)},
+        )
+        for row in probs
+    ]
+    return PredictResult(predictions, manifest.version)
