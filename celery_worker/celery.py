@@ -15,6 +15,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Declared, so a worker consumes them and `purge` reaches them: training (long, one at a
 # time per GPU or core set), control (erasures, sweeps: short and urgent), default.
 app.conf.task_queues = [Queue(name) for name in ("training", "control", "default")]  # type: ignore[no-untyped-call]
+# The sweeper re-queues training that stopped making progress (a worker lost mid-stage).
+app.conf.beat_schedule = {
+    "requeue-stalled-training": {
+        "task": "lethe.requeue_stalled_training",
+        "schedule": 300.0,
+    },
+}
 app.conf.task_routes = {
     "lethe.train_sequence": {"queue": "training"},
     "lethe.requeue_stalled_training": {"queue": "control"},

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.http import Http404
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from governance import apis
+from governance.errors import page_not_found
 
 api = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -36,4 +38,6 @@ handler500 = "governance.errors.server_error"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api)),
+    # Unknown API paths answer in the API's error shape even with DEBUG on.
+    re_path(r"^api/", lambda request: page_not_found(request, Http404())),
 ]

@@ -1,0 +1,41 @@
+"""One command for the embedded default: migrate, start the background worker, serve.
+
+The worker is a child process (``manage.py worker --beat``) polling the file-system queue,
+or the configured broker when ``CELERY_BROKER_URL`` is set; the web server runs in this
+process. Stopping the server (Ctrl-C) stops the worker too.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+class Command(BaseCommand):
+    help = "Migrate, then run the web UI/API and a background worker together."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
+        parser.add_argument("--no-worker", action="store_true", help="serve only")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        worker = None
+        if not options["no_worker"]:
+            worker = subprocess.Popen(
+                [sys.executable, "manage.py", "worker", "--beat", "--loglevel=warning"], cwd=REPO
+            )
+            self.stdout.write(f"background worker started (pid {worker.pid})")
+        try:
+            call_command("runserver", options["addrport"], use_reloader=False)
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=30)
