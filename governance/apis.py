@@ -46,6 +46,15 @@ class StrictSerializer(serializers.Serializer[Any]):
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers, which DRF's CharField turns into text silently."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class HealthApi(APIView):
     """Liveness and database reachability, for load balancers and the demo's startup wait."""
 
@@ -83,9 +92,9 @@ class DatasetCreateApi(APIView):
         class Meta:
             ref_name = "DatasetCreateInput"
 
-        name = serializers.CharField(max_length=200)
+        name = StrictCharField(max_length=200)
         labels = serializers.ListField(
-            child=serializers.CharField(max_length=200), min_length=2, max_length=1000
+            child=StrictCharField(max_length=200), min_length=2, max_length=1000
         )
 
     @extend_schema(request=InputSerializer, responses={201: DatasetOutput})
@@ -171,9 +180,9 @@ class ModelCreateApi(APIView):
         class Meta:
             ref_name = "ModelCreateInput"
 
-        name = serializers.CharField(max_length=200)
+        name = StrictCharField(max_length=200)
         dataset = serializers.IntegerField()
-        base_model = serializers.CharField(max_length=500, default="minilm")
+        base_model = StrictCharField(max_length=500, default="minilm")
         shards = serializers.IntegerField(min_value=1, max_value=64)
         slices = serializers.IntegerField(min_value=1, max_value=16)
         sequences = serializers.IntegerField(min_value=1, max_value=1000)
@@ -235,7 +244,7 @@ class ModelPredictApi(APIView):
             ref_name = "PredictInput"
 
         inputs = serializers.ListField(
-            child=serializers.CharField(max_length=20000, trim_whitespace=False),
+            child=StrictCharField(max_length=20000, trim_whitespace=False),
             min_length=1,
             max_length=256,
         )

@@ -97,6 +97,32 @@ def backbone_blocks(name: str) -> int:
     return backbone_num_blocks(name)
 
 
+def backbone_names() -> tuple[str, ...]:
+    from unlearning.backbones import BACKBONES
+
+    return BACKBONES
+
+
+def backbone_allowed(name: str) -> bool:
+    """Packaged backbones by name; checkpoints only from folders under LETHE_MODEL_ROOT."""
+    from unlearning.backbones import BACKBONES
+
+    if name in BACKBONES:
+        return True
+    root = Path(settings.LETHE_MODEL_ROOT).resolve()
+    try:
+        return Path(name).resolve().is_relative_to(root) and Path(name).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def backbone_modality(name: str) -> str:
+    """What a backbone reads: "text" or "image"."""
+    from unlearning.backbones import backbone_info
+
+    return backbone_info(name).modality
+
+
 class HostPool:
     """One loaded adapter host per model configuration and purpose, per process.
 

@@ -298,5 +298,7 @@ CELERY_ENABLE_UTC = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Local Hugging Face checkpoints a model may name as base_model (besides packaged ones).
+LETHE_MODEL_ROOT = envpath("LETHE_MODEL_ROOT", BASE_DIR / "var" / "models")
 # Threads for torch in processes that train or serve; 0 means one per core.
 LETHE_TORCH_THREADS = envint("LETHE_TORCH_THREADS", 0)

@@ -19,7 +19,7 @@ api = [
         name="api-records-upsert",
     ),
     path(
-        "subjects/<str:subject_id>/lineage/",
+        "subjects/<path:subject_id>/lineage/",
         apis.SubjectLineageApi.as_view(),
         name="api-subject-lineage",
     ),

@@ -157,3 +157,21 @@ def test_relative_import_resolves_from_a_package_init():
     # In unlearning/sub/__init__.py, `from .. import governance` means unlearning.governance.
     assert forbidden_imports("from .. import governance", "unlearning.sub", is_package=True) == []
     assert forbidden_imports("from ... import governance", "unlearning.sub", is_package=True)
+
+
+def test_web_and_worker_modules_do_not_load_torch_at_import():
+    # A forked worker hangs if its parent ran torch threads, and importing torch costs
+    # seconds per web process: governance and the tasks load the engine lazily.
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'governance.settings'\n"
+        "import django; django.setup()\n"
+        "import governance.urls, governance.apis, governance.admin, celery_worker.tasks\n"
+        "print('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False"

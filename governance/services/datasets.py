@@ -84,7 +84,9 @@ def records_upsert(*, actor: Any, dataset: Dataset, rows: Sequence[Any]) -> Upse
                 dataset=dataset, external_id__in=[row.external_id for row in rows]
             ).select_related("subject")
         }
-        subjects = _subjects_for({row.subject_id for row in rows})
+        # Subjects only for rows that may be written: a rejected row leaves nothing behind.
+        erased = {k for k, r in existing.items() if r.status == Record.Status.ERASED}
+        subjects = _subjects_for({row.subject_id for row in rows if row.external_id not in erased})
         to_create, to_update = [], []
         now = timezone.now()
         for row in rows:

@@ -73,10 +73,24 @@ def _invalid(field: str, message: str) -> ApplicationError:
 
 def model_create(*, actor: Any, spec: ModelSpec) -> UnlearningModel:
     """Validate the S3T plan against the backbone and create the model."""
+    if not engine.backbone_allowed(spec.base_model):
+        # A free path would let an API client probe the server's file system.
+        known = ", ".join(engine.backbone_names())
+        raise _invalid(
+            "base_model",
+            f"{spec.base_model!r} is neither a packaged backbone ({known}) "
+            "nor a checkpoint folder under LETHE_MODEL_ROOT",
+        )
+    if spec.slice_priors is not None and spec.sequence_policy != "bms":
+        raise _invalid("slice_priors", "only the bms policy uses deletion priors")
     try:
         blocks = engine.backbone_blocks(spec.base_model)
+        modality = engine.backbone_modality(spec.base_model)
     except (ValueError, OSError) as exc:
-        raise _invalid("base_model", str(exc)) from None
+        raise _invalid("base_model", str(exc).removeprefix("base_model: ")) from None
+    if modality != "text":
+        # Records are text; an image backbone would be accepted here and fail in training.
+        raise _invalid("base_model", f"{spec.base_model!r} reads {modality}s, records are text")
     if not 1 <= spec.slices <= blocks:
         raise _invalid("slices", f"must be between 1 and the backbone's {blocks} blocks")
     if not 1 <= spec.retrain_threshold <= spec.slices:

@@ -1,0 +1,213 @@
+"""Ingestion throughput through the API against raw ORM inserts, on PostgreSQL.
+
+N records (default 100,000) are generated deterministically from the sample tickets
+(``unlearning.sample_data.generate``, ids cycled to reach N; about N/3.7 subjects) and sent
+in batches (default 5,000) to ``POST /api/v1/datasets/{id}/records/`` with an integration
+persona's token, through DRF's in-process ``APIClient`` (no sockets). Request bodies are
+encoded before the clock starts: a client sends bytes, and decoding them is the API's work.
+
+Passes, each into empty record and subject tables (truncated in between):
+- baseline: ``Subject.objects.bulk_create`` + ``Record.objects.bulk_create`` of the same
+  rows and batches, one transaction per batch (the inserts alone, no lookups or checks);
+- API, JSON bodies; then the same JSON re-posted once: the idempotent no-op pass;
+- API, CSV bodies.
+
+Writes bench/results/ingest.json and prints a table. The script drops and recreates the
+database named by DATABASE_URL (only ``lethe_bench*`` names are accepted; default
+postgres://postgres@127.0.0.1:5432/lethe_bench).
+
+Usage: python bench/bench_ingest.py [--records N] [--batch B] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.harness import (  # noqa: E402
+    Row,
+    api_client,
+    chunks,
+    django_setup,
+    generate_rows,
+    machine_info,
+    postgres_url,
+    print_table,
+    ratio,
+    recreate_postgres,
+    stats_ms,
+    write_results,
+)
+
+
+def _csv_body(batch: list[Row]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["external_id", "subject_id", "text", "label"])
+    writer.writerows([r.external_id, r.subject_id, r.text, r.label] for r in batch)
+    return out.getvalue().encode()
+
+
+def _truncate() -> None:
+    from django.db import connection
+
+    from governance.models import Record, Subject
+
+    tables = ", ".join(m._meta.db_table for m in (Record, Subject))
+    with connection.cursor() as cursor:
+        # CASCADE reaches only the (empty) lineage tables that reference records.
+        cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        cursor.execute(f"VACUUM ANALYZE {tables}")
+
+
+def _orm_pass(dataset: Any, batches: list[list[Row]]) -> dict[str, Any]:
+    """The same rows written with bulk_create only: the floor for any ingest path."""
+    from django.db import transaction
+
+    from governance.models import Record, Subject
+
+    subject_pk: dict[str, int] = {}
+    per_batch = []
+    start = time.perf_counter()
+    for batch in batches:
+        t0 = time.perf_counter()
+        with transaction.atomic():
+            new = {r.subject_id for r in batch} - subject_pk.keys()
+            created = Subject.objects.bulk_create(
+                [Subject(external_ref=ref) for ref in sorted(new)], batch_size=2000
+            )
+            subject_pk.update({s.external_ref: s.pk for s in created})
+            Record.objects.bulk_create(
+                [
+                    Record(
+                        dataset=dataset,
+                        subject_id=subject_pk[r.subject_id],
+                        external_id=r.external_id,
+                        text=r.text,
+                        label=r.label,
+                    )
+                    for r in batch
+                ],
+                batch_size=2000,
+            )
+        per_batch.append((time.perf_counter() - t0) * 1000)
+    return _summary(time.perf_counter() - start, sum(map(len, batches)), per_batch)
+
+
+def _api_pass(
+    client: Any, url: str, bodies: list[bytes], content_type: str, expect: tuple[str, int]
+) -> dict[str, Any]:
+    """Post every body and check the answers: ``expect`` is the outcome every row must have."""
+    per_batch, totals = [], {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+    start = time.perf_counter()
+    for body in bodies:
+        t0 = time.perf_counter()
+        response = client.post(url, data=body, content_type=content_type)
+        per_batch.append((time.perf_counter() - t0) * 1000)
+        if response.status_code != 200:
+            sys.exit(f"POST {url} answered {response.status_code}: {response.content[:500]!r}")
+        answer = response.json()
+        for key in ("created", "updated", "unchanged"):
+            totals[key] += answer[key]
+        totals["rejected"] += len(answer["rejected"])
+    elapsed = time.perf_counter() - start
+    outcome, records = expect
+    if totals[outcome] != records or sum(totals.values()) != records:
+        sys.exit(f"expected all {records} rows {outcome}, got {totals}")
+    return {**_summary(elapsed, records, per_batch), "outcome": totals}
+
+
+def _summary(seconds: float, records: int, per_batch_ms: list[float]) -> dict[str, Any]:
+    return {
+        "records": records,
+        "seconds": round(seconds, 3),
+        "records_per_s": round(records / seconds, 1),
+        "batch": stats_ms(per_batch_ms),
+    }
+
+
+def _table_row(name: str, p: dict[str, Any], orm_seconds: float) -> list[Any]:
+    batch = p["batch"]
+    return [name, p["records_per_s"], p["seconds"], batch["p50_ms"], batch["p95_ms"],
+            ratio(p["seconds"], orm_seconds)]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 4,000 records")
+    args = parser.parse_args()
+    if args.quick:
+        args.records, args.batch = 4_000, 1_000
+
+    url = postgres_url()
+    recreate_postgres(url)
+    django_setup(url)
+    from django.conf import settings
+
+    from governance.auth import Role
+    from governance.services.datasets import dataset_create
+    from unlearning.sample_data import LABELS
+
+    rows = list(generate_rows(args.records))
+    batches = chunks(rows, args.batch)
+    json_bodies = [json.dumps([r.as_dict() for r in b]).encode() for b in batches]
+    csv_bodies = [_csv_body(b) for b in batches]
+    client = api_client("ingrid-bot", Role.INTEGRATION)
+    dataset = dataset_create(actor="bench", name="bench-ingest", labels=LABELS)
+    endpoint = f"/api/v1/datasets/{dataset.pk}/records/"
+
+    print(f"{len(rows):,} records in {len(batches)} batches of {args.batch:,} ...", flush=True)
+    orm = _orm_pass(dataset, batches)
+    _truncate()
+    api_json = _api_pass(client, endpoint, json_bodies, "application/json", ("created", len(rows)))
+    noop = _api_pass(client, endpoint, json_bodies, "application/json", ("unchanged", len(rows)))
+    _truncate()
+    api_csv = _api_pass(client, endpoint, csv_bodies, "text/csv", ("created", len(rows)))
+
+    passes = {"orm_bulk_create": orm, "api_json": api_json, "api_json_noop": noop,
+              "api_csv": api_csv}  # fmt: skip
+    results = {
+        "machine": machine_info(postgres=True),
+        "settings": {
+            "records": len(rows),
+            "subjects": len({r.subject_id for r in rows}),
+            "batch_size": args.batch,
+            "batches": len(batches),
+            "json_bytes_per_batch": round(sum(map(len, json_bodies)) / len(batches)),
+            "csv_bytes_per_batch": round(sum(map(len, csv_bodies)) / len(batches)),
+            "client": "rest_framework.test.APIClient, in process",
+            "database": "postgresql",
+            "debug": settings.DEBUG,
+            "orm_batch_size": 2000,
+            "quick": args.quick,
+        },
+        "passes": passes,
+        "ratios": {
+            "api_json_time_over_orm": ratio(api_json["seconds"], orm["seconds"]),
+            "api_csv_time_over_orm": ratio(api_csv["seconds"], orm["seconds"]),
+            "api_csv_time_over_json": ratio(api_csv["seconds"], api_json["seconds"]),
+            "noop_time_over_api_json": ratio(noop["seconds"], api_json["seconds"]),
+        },
+    }
+    path = write_results("ingest", results)
+    print_table(
+        f"Ingest, {len(rows):,} records, batches of {args.batch:,} (PostgreSQL)",
+        ["pass", "records/s", "seconds", "batch p50 ms", "batch p95 ms", "x ORM time"],
+        [_table_row(name, p, orm["seconds"]) for name, p in passes.items()],
+    )
+    print(f"\nwrote {path.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

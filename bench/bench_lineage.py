@@ -1,0 +1,463 @@
+"""Lineage lookup latency at 10k, 100k and 1M records, API against the selector, on PostgreSQL.
+
+For each size N the lineage tables are emptied and rebuilt with COPY: N records from the
+sample tickets (ids cycled, about N/3.7 subjects), one trained-shape model (4 shards,
+4 slices, 4 cyclic sequences: 64 stages, all "trained"), its generation-1 shards, slices,
+sequences, stages with their slice links, one serving manifest, and N slice assignments
+placed by ``unlearning.partition.assign`` (subject-grouped, as ``model_train`` does). No
+training runs: a lookup only reads rows. Then ``VACUUM ANALYZE``.
+
+At each size, ~200 random subjects are looked up twice, in alternating order:
+``GET /api/v1/subjects/{id}/lineage/`` through DRF's in-process ``APIClient`` with a privacy
+officer's token, and ``governance.selectors.subject_lineage`` called directly (baseline).
+At the largest size the selector's queries are captured and run under
+``EXPLAIN (ANALYZE, BUFFERS)``; the plans are stored with the relations each one scans.
+
+Writes bench/results/lineage.json and prints a table. The script drops and recreates the
+database named by DATABASE_URL (only ``lethe_bench*`` names are accepted; default
+postgres://postgres@127.0.0.1:5432/lethe_bench).
+
+Usage: python bench/bench_lineage.py [--sizes 10000,100000,1000000] [--lookups 200] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.harness import (  # noqa: E402
+    Row,
+    api_client,
+    django_setup,
+    generate_rows,
+    machine_info,
+    postgres_url,
+    print_table,
+    ratio,
+    recreate_postgres,
+    stats_ms,
+    write_results,
+)
+
+SHARDS, SLICES, BUDGET, POLICY = 4, 4, 4, "cyclic"
+WARMUP = 20
+# Relations smaller than this may be scanned: a sequential scan of a few pages is the
+# planner's right choice there.
+SMALL_TABLE_ROWS = 10_000
+_INDEX = re.compile(r"(?:Index(?: Only)? Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)")
+_EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
+
+
+def _lineage_models() -> list[Any]:
+    from governance.models import (
+        Dataset,
+        Record,
+        Sequence,
+        ServingManifest,
+        Shard,
+        Slice,
+        SliceAssignment,
+        Stage,
+        Subject,
+        UnlearningModel,
+    )
+
+    return [
+        SliceAssignment,
+        Stage.slices.through,
+        Stage,
+        Sequence,
+        Slice,
+        Shard,
+        ServingManifest,
+        UnlearningModel,
+        Record,
+        Subject,
+        Dataset,
+    ]
+
+
+def _truncate() -> None:
+    from django.db import connection
+
+    tables = ", ".join(m._meta.db_table for m in _lineage_models())
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+def _copy(table: str, columns: list[str], rows: Any) -> None:
+    from django.db import connection
+
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+        )
+
+
+def _build(size: int) -> dict[str, Any]:
+    """Empty the lineage tables and load ``size`` records with a trained-shape model."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from governance import engine
+    from governance.models import (
+        Dataset,
+        Record,
+        Sequence,
+        ServingManifest,
+        Shard,
+        Slice,
+        SliceAssignment,
+        Stage,
+        Subject,
+        UnlearningModel,
+    )
+    from governance.services.serving import manifest_digest
+    from unlearning.partition import assign
+    from unlearning.sample_data import LABELS
+    from unlearning.training import stage_plan
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    _truncate()
+    rows: list[Row] = list(generate_rows(size))
+    subject_id: dict[str, int] = {}
+    for r in rows:
+        subject_id.setdefault(r.subject_id, len(subject_id) + 1)
+    now = timezone.now()
+    with transaction.atomic():
+        dataset = Dataset.objects.create(name=f"bench-lineage-{size}", labels=list(LABELS))
+        _copy(
+            Subject._meta.db_table,
+            ["id", "external_ref", "created_at"],
+            ((pk, ref, now) for ref, pk in subject_id.items()),
+        )
+        _copy(
+            Record._meta.db_table,
+            [
+                "id",
+                "dataset_id",
+                "subject_id",
+                "external_id",
+                "text",
+                "label",
+                "status",
+                "created_at",
+                "updated_at",
+            ],
+            (
+                (
+                    i,
+                    dataset.pk,
+                    subject_id[r.subject_id],
+                    r.external_id,
+                    r.text,
+                    r.label,
+                    "active",
+                    now,
+                    now,
+                )
+                for i, r in enumerate(rows, 1)
+            ),
+        )
+    timings["records_s"] = time.perf_counter() - start
+
+    t0 = time.perf_counter()
+    cells = assign(
+        [(r.external_id, r.subject_id) for r in rows], num_shards=SHARDS, num_slices=SLICES, seed=0
+    )
+    timings["assign_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    with transaction.atomic():
+        model = UnlearningModel.objects.create(
+            name=f"bench-lineage-{size}",
+            dataset=dataset,
+            base_model="minilm",
+            num_shards=SHARDS,
+            num_slices=SLICES,
+            budget=BUDGET,
+            sequence_policy=POLICY,
+            status=UnlearningModel.Status.READY,
+            generation=1,
+        )
+        shards = Shard.objects.bulk_create(
+            [Shard(model=model, generation=1, index=i) for i in range(SHARDS)]
+        )
+        slices = {
+            (sl.shard.index, sl.index): sl
+            for sl in Slice.objects.bulk_create(
+                [Slice(shard=sh, index=s) for sh in shards for s in range(SLICES)]
+            )
+        }
+        entries = []
+        for shard in shards:
+            plan = engine.sequence_plan(model, shard.index)
+            Sequence.objects.bulk_create(
+                [Sequence(shard=shard, index=i, order=list(o)) for i, o in enumerate(plan)]
+            )
+            prefixes = stage_plan(plan)
+            stages = Stage.objects.bulk_create(
+                [
+                    Stage(
+                        shard=shard,
+                        prefix=engine.prefix_text(p),
+                        position=len(p),
+                        state=Stage.State.TRAINED,
+                        trained_at=now,
+                        tensor_digest=f"sha256:{shard.index:02d}{engine.prefix_text(p)}",
+                        lineage_digest="sha256:bench",
+                    )
+                    for p in prefixes
+                ]
+            )
+            Stage.slices.through.objects.bulk_create(
+                [
+                    Stage.slices.through(stage_id=st.pk, slice_id=slices[(shard.index, s)].pk)
+                    for st, p in zip(stages, prefixes, strict=True)
+                    for s in p
+                ]
+            )
+            by_prefix = {st.prefix: st for st in stages}
+            serving = [by_prefix[engine.prefix_text(plan[0][:d])] for d in range(1, SLICES + 1)]
+            entries.append(
+                {
+                    "shard": shard.index,
+                    "sequence": 0,
+                    "depth": SLICES,
+                    "stages": [
+                        {"id": st.pk, "prefix": st.prefix, "digest": st.tensor_digest}
+                        for st in serving
+                    ],
+                }
+            )
+        ServingManifest.objects.create(
+            model=model,
+            version=1,
+            generation=1,
+            entries=entries,
+            digest=manifest_digest(model.pk, 1, entries),
+            reason="bench",
+        )
+        record_pk = {r.external_id: i for i, r in enumerate(rows, 1)}
+        _copy(
+            SliceAssignment._meta.db_table,
+            ["id", "record_id", "slice_id", "model_id", "generation"],
+            (
+                (n, record_pk[key], slices[(c.shard, c.slice)].pk, model.pk, 1)
+                for n, (key, c) in enumerate(cells.items(), 1)
+            ),
+        )
+    timings["lineage_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    timings["vacuum_analyze_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - start
+    return {
+        "records": len(rows),
+        "subjects": len(subject_id),
+        "assignments": len(cells),
+        "stages": Stage.objects.count(),
+        "stage_slice_links": Stage.slices.through.objects.count(),
+        "build": {k: round(v, 2) for k, v in timings.items()},
+        "subject_refs": sorted(subject_id),
+    }
+
+
+def _measure(client: Any, refs: list[str], lookups: int, seed: int) -> dict[str, Any]:
+    from governance.selectors import subject_lineage
+
+    rng = random.Random(seed)
+    chosen = rng.sample(refs, min(lookups + WARMUP, len(refs)))
+    warm, measured = chosen[:WARMUP], chosen[WARMUP:]
+
+    def api(ref: str) -> int:
+        response = client.get(f"/api/v1/subjects/{ref}/lineage/")
+        if response.status_code != 200:
+            sys.exit(f"lineage of {ref} answered {response.status_code}: {response.content!r}")
+        return len(response.json()["records"])
+
+    def selector(ref: str) -> int:
+        return len(subject_lineage(subject_ref=ref)["records"])
+
+    for ref in warm:
+        api(ref)
+        selector(ref)
+    api_ms, selector_ms, records = [], [], []
+    for n, ref in enumerate(measured):
+        # Alternate which goes first, so neither always finds the other's pages cached.
+        order = (("api", api), ("selector", selector))[:: 1 if n % 2 == 0 else -1]
+        for name, fn in order:
+            start = time.perf_counter()
+            count = fn(ref)
+            (api_ms if name == "api" else selector_ms).append((time.perf_counter() - start) * 1000)
+        records.append(count)
+    api_stats, selector_stats = stats_ms(api_ms), stats_ms(selector_ms)
+    return {
+        "api": api_stats,
+        "selector": selector_stats,
+        "api_over_selector_p50": ratio(api_stats["p50_ms"], selector_stats["p50_ms"]),
+        "api_over_selector_p95": ratio(api_stats["p95_ms"], selector_stats["p95_ms"]),
+        "records_per_lookup_mean": round(sum(records) / len(records), 2),
+        "queries": _query_counts(client, measured[0]),
+    }
+
+
+def _query_counts(client: Any, ref: str) -> dict[str, int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from governance.selectors import subject_lineage
+
+    with CaptureQueriesContext(connection) as api:
+        client.get(f"/api/v1/subjects/{ref}/lineage/")
+    with CaptureQueriesContext(connection) as selector:
+        subject_lineage(subject_ref=ref)
+    return {"api": len(api.captured_queries), "selector": len(selector.captured_queries)}
+
+
+def _explain(ref: str) -> list[dict[str, Any]]:
+    """The selector's queries for one subject under EXPLAIN (ANALYZE, BUFFERS)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from governance.selectors import subject_lineage
+
+    with CaptureQueriesContext(connection) as captured:
+        subject_lineage(subject_ref=ref)
+    sizes = _table_rows()
+    plans = []
+    for query in captured.captured_queries:
+        sql = query["sql"]
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+            text = "\n".join(row[0] for row in cursor.fetchall())
+        scanned = sorted(set(re.findall(r"Seq Scan on (\w+)", text)))
+        plans.append(
+            {
+                "sql": sql,
+                "plan": text,
+                "execution_ms": float(m[1]) if (m := _EXECUTION.search(text)) else None,
+                "indexes_used": sorted(set(_INDEX.findall(text))),
+                "seq_scans": {t: sizes.get(t, 0) for t in scanned},
+                "large_seq_scans": [t for t in scanned if sizes.get(t, 0) >= SMALL_TABLE_ROWS],
+            }
+        )
+    return plans
+
+
+def _table_rows() -> dict[str, int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        # reltuples: the row estimate VACUUM ANALYZE just wrote (the planner's own figure).
+        cursor.execute(
+            "SELECT relname, greatest(reltuples, 0)::bigint FROM pg_class "
+            "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
+        )
+        return dict(cursor.fetchall())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes", default="10000,100000,1000000", help="comma-separated record counts"
+    )
+    parser.add_argument("--lookups", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2k and 10k records")
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.lookups = "2000,10000", 40
+    sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(","))
+
+    url = postgres_url()
+    recreate_postgres(url)
+    django_setup(url)
+    from governance.auth import Role
+
+    client = api_client("olivia", Role.PRIVACY_OFFICER)
+    by_size: dict[str, Any] = {}
+    plans: list[dict[str, Any]] = []
+    for size in sizes:
+        print(f"building {size:,} records ...", flush=True)
+        built = _build(size)
+        refs = built.pop("subject_refs")
+        print(
+            f"  built in {built['build']['total_s']} s; measuring {args.lookups} lookups",
+            flush=True,
+        )
+        by_size[str(size)] = {**built, **_measure(client, refs, args.lookups, seed=size)}
+        if size == sizes[-1]:
+            plans = _explain(random.Random(1).choice(refs))
+
+    results = {
+        "machine": machine_info(postgres=True),
+        "settings": {
+            "sizes": sizes,
+            "lookups_per_size": args.lookups,
+            "warmup_lookups": WARMUP,
+            "model": {"shards": SHARDS, "slices": SLICES, "budget": BUDGET, "policy": POLICY},
+            "assignment": "unlearning.partition.assign (subject-grouped, seed 0)",
+            "load": "COPY, then VACUUM ANALYZE",
+            "client": "rest_framework.test.APIClient, in process, privacy_officer token",
+            "order": "per subject, API and selector alternate which runs first",
+            "database": "postgresql",
+            "quick": args.quick,
+        },
+        "sizes": by_size,
+        "explain": {"records": sizes[-1], "queries": plans},
+        "large_seq_scans": sorted({t for p in plans for t in p["large_seq_scans"]}),
+    }
+    path = write_results("lineage", results)
+    print_table(
+        "Lineage lookup (PostgreSQL)",
+        [
+            "records",
+            "subjects",
+            "API p50",
+            "API p95",
+            "selector p50",
+            "selector p95",
+            "API/sel p50",
+            "queries API/sel",
+        ],
+        [
+            [
+                int(size),
+                s["subjects"],
+                s["api"]["p50_ms"],
+                s["api"]["p95_ms"],
+                s["selector"]["p50_ms"],
+                s["selector"]["p95_ms"],
+                s["api_over_selector_p50"],
+                f"{s['queries']['api']}/{s['queries']['selector']}",
+            ]
+            for size, s in by_size.items()
+        ],
+    )
+    print(f"\nEXPLAIN ANALYZE at {sizes[-1]:,} records:")
+    for n, p in enumerate(plans, 1):
+        scans = ", ".join(f"{t} ({rows:,} rows)" for t, rows in p["seq_scans"].items()) or "none"
+        print(f"  q{n}: indexes {', '.join(p['indexes_used']) or 'none'}; seq scans: {scans}")
+    if results["large_seq_scans"]:
+        print(f"  large tables scanned: {', '.join(results['large_seq_scans'])}")
+    print(f"\nwrote {path.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

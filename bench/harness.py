@@ -1,0 +1,202 @@
+"""Shared set-up for the governance benchmarks (bench_ingest, bench_lineage, bench_predict).
+
+Not a benchmark itself (``make bench`` runs only ``bench/bench_*.py``). It owns the parts
+every script needs: a throw-away database, Django configured for it, API personas, the
+deterministic record generator, percentiles and the machine block of the results file.
+
+Django settings are read from the environment when ``django_setup`` runs, so every
+variable is set here first. ``DEBUG`` is forced off: with it on, Django formats and keeps
+every SQL statement it runs, which would be measured too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "bench" / "results"
+# The scripts drop and recreate the database they are given: only names with this prefix.
+SAFE_PREFIX = "lethe_bench"
+DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/lethe_bench"
+
+
+def postgres_url() -> str:
+    """``DATABASE_URL`` (or the local default), refusing anything not meant to be dropped."""
+    url = os.environ.get("DATABASE_URL", "").strip() or DEFAULT_POSTGRES
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if parts.scheme not in ("postgres", "postgresql"):
+        sys.exit(f"DATABASE_URL must name PostgreSQL for this benchmark, got {parts.scheme!r}")
+    if not name.startswith(SAFE_PREFIX):
+        sys.exit(
+            f"refusing to drop database {name!r}: benchmark databases must be named "
+            f"{SAFE_PREFIX}* (the script drops and recreates it)"
+        )
+    return url
+
+
+def recreate_postgres(url: str) -> None:
+    """Drop and create the database named in ``url`` (connecting to ``postgres`` to do it)."""
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
+    with psycopg.connect(admin.replace("postgres://", "postgresql://", 1), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{name}"')
+
+
+def django_setup(database_url: str, **env: str) -> None:
+    """Point Django at ``database_url``, configure it, and migrate."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
+    # Django's test client calls itself "testserver".
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "governance.settings"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def api_client(username: str, role: str) -> Any:
+    """An in-process DRF client authenticated with a new persona's API token.
+
+    Django's test client keeps the database connection across requests (it disconnects
+    ``close_old_connections``), as a server with persistent connections would.
+    """
+    from rest_framework.test import APIClient
+
+    from governance.auth import user_create_with_role
+
+    _, key = user_create_with_role(username=username, role=role)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+@dataclass(frozen=True)
+class Row:
+    external_id: str
+    subject_id: str
+    text: str
+    label: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "external_id": self.external_id,
+            "subject_id": self.subject_id,
+            "text": self.text,
+            "label": self.label,
+        }
+
+
+def generate_rows(count: int, seed: int = 0) -> Iterator[Row]:
+    """``count`` records: the sample tickets repeated, with ids suffixed by the cycle.
+
+    One cycle is ``generate(num_subjects=1000)`` (about 3,700 messages, 1-8 per subject),
+    so there are about count/3.7 subjects and a subject's records lie within one cycle.
+    """
+    from unlearning.sample_data import generate
+
+    base = generate(num_subjects=1000, seed=seed).train
+    for i in range(count):
+        cycle, r = divmod(i, len(base))
+        record = base[r]
+        yield Row(
+            f"{record.external_id}-c{cycle:04d}",
+            f"{record.subject_id}-c{cycle:04d}",
+            record.text,
+            record.label,
+        )
+
+
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def stats_ms(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+    return {
+        "p50_ms": round(statistics.median(ordered), 3),
+        "p95_ms": round(ordered[round(0.95 * (len(ordered) - 1))], 3),
+        "mean_ms": round(statistics.fmean(ordered), 3),
+        "n": len(ordered),
+    }
+
+
+def timed_ms(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = fn()
+    return (time.perf_counter() - start) * 1000, value
+
+
+def ratio(numerator: float, denominator: float, digits: int = 2) -> float | None:
+    return round(numerator / denominator, digits) if denominator else None
+
+
+def machine_info(*, postgres: bool) -> dict[str, Any]:
+    """CPU, the engine's runtime recipe and, where used, the PostgreSQL server version."""
+    from unlearning.recipe import runtime_recipe
+
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or "unknown",
+        **runtime_recipe(),
+    }
+    if postgres:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT version()")
+            info["postgres"] = cursor.fetchone()[0]
+            cursor.execute("SHOW shared_buffers")
+            info["postgres_shared_buffers"] = cursor.fetchone()[0]
+    return info
+
+
+def write_results(name: str, results: dict[str, Any]) -> Path:
+    path = RESULTS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return path
+
+
+def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    """A compact fixed-width table."""
+    cells = [header, *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    print(f"\n{title}")
+    for n, row in enumerate(cells):
+        padded = [row[0].ljust(widths[0])] + [
+            v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        print("  ".join(padded))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
