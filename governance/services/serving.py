@@ -95,7 +95,10 @@ def manifest_refresh(
         model = UnlearningModel.objects.select_for_update().get(pk=model.pk)
         entries = manifest_entries(model)
         current = ServingManifest.objects.filter(model=model).order_by("-version").first()
-        if current is None and len(entries) < model.num_shards:
+        # A new generation (first training or a retrain) takes over only once every one
+        # of its shards can serve; until then the previous manifest keeps serving.
+        new_generation = current is None or current.generation != model.generation
+        if new_generation and len(entries) < model.num_shards:
             return None
         digest = manifest_digest(model.pk, model.generation, entries)
         if current is not None and current.digest == digest:
@@ -174,7 +177,25 @@ class _PredictorCache:
                 )
                 for e in manifest.entries
             ]
-            ensemble = Ensemble(host, choices, StageCache(store.load), engine.collator(model))
+            digests = {
+                (e["shard"], s["prefix"]): s["digest"]
+                for e in manifest.entries
+                for s in e["stages"]
+            }
+
+            def load(key: StageKey) -> Any:
+                # Serve only the bytes the manifest names: a file swapped on disk is refused.
+                artifact = store.load(key)
+                expected = digests.get((key.shard, engine.prefix_text(key.prefix)))
+                if artifact.digest != expected:
+                    raise ApplicationError(
+                        code="artifact_mismatch",
+                        status=500,
+                        message=f"stage {key.slug()}: tensor digest differs from the manifest",
+                    )
+                return artifact
+
+            ensemble = Ensemble(host, choices, StageCache(load), engine.collator(model))
             self._items[model.pk] = (manifest.version, ensemble)
             return ensemble
 

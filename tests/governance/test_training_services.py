@@ -4,6 +4,7 @@ the same services in a real Celery worker process)."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
@@ -269,3 +270,39 @@ def test_audit_chain_links_every_training_event(dataset, artifacts):
         "manifest.published",
         "model.training_finished",
     } <= actions
+
+
+def test_a_retrain_takes_over_only_when_every_shard_can_serve(dataset, artifacts):
+    model = model_create(actor="test", spec=_spec(dataset))
+    _run_all(model_train(actor="test", model=model))
+    job = model_train(actor="test", model=model)  # generation 2
+    tasks = list(TrainingTask.objects.filter(job=job).order_by("pk"))
+    training_task_run(task_id=tasks[0].pk)  # shard 0 of generation 2 can serve, shard 1 not
+    latest = ServingManifest.objects.filter(model=model).order_by("-version").first()
+    assert (latest.version, latest.generation) == (1, 1)
+    assert model_predict(model=model, inputs=["refund"]).manifest_version == 1
+    for task in tasks[1:]:
+        training_task_run(task_id=task.pk)
+    latest = ServingManifest.objects.filter(model=model).order_by("-version").first()
+    assert latest.generation == 2
+    assert len(latest.entries) == 2
+    assert model_predict(model=model, inputs=["refund"]).manifest_version == latest.version
+
+
+def test_a_stage_file_swapped_on_disk_is_refused(dataset, artifacts):
+    from governance.errors import ApplicationError
+    from unlearning.artifacts import save_artifact
+
+    model = model_create(actor="test", spec=_spec(dataset))
+    _run_all(model_train(actor="test", model=model))
+    manifest = ServingManifest.objects.get(model=model)
+    stage = Stage.objects.get(pk=manifest.entries[0]["stages"][0]["id"])
+    artifact = load_artifact(stage.artifact_path)
+    forged = {n: t + 1.0 for n, t in artifact.tensors.items()}
+    save_artifact(
+        type(artifact)(artifact.key, forged, artifact.recipe, artifact.metrics),
+        Path(stage.artifact_path),
+    )
+    predictors.evict(model.pk)
+    with pytest.raises(ApplicationError, match="digest"):
+        model_predict(model=model, inputs=["refund"])
