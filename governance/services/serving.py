@@ -150,19 +150,30 @@ class PredictResult:
 
 
 class _PredictorCache:
-    """Per model: the manifest version loaded and the ensemble serving it."""
+    """Per model: the manifest loaded and the ensemble serving it.
+
+    The key is the manifest's identity (row, version and digest) and the artifact folder,
+    not the version number alone: a database restored from a backup or a test database
+    reuses primary keys and versions for different content.
+    """
 
     def __init__(self) -> None:
-        self._items: dict[int, tuple[int, Any]] = {}
+        self._items: dict[int, tuple[tuple[Any, ...], Any]] = {}
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _identity(model: UnlearningModel, manifest: ServingManifest) -> tuple[Any, ...]:
+        root = engine.artifact_store(model, manifest.generation).root
+        return (manifest.pk, manifest.version, manifest.digest, str(root))
 
     def ensemble(self, model: UnlearningModel, manifest: ServingManifest) -> Any:
         from unlearning.artifacts import StageKey
         from unlearning.ensemble import Ensemble, ShardChoice, StageCache
 
         with self._lock:
+            identity = self._identity(model, manifest)
             cached = self._items.get(model.pk)
-            if cached is not None and cached[0] == manifest.version:
+            if cached is not None and cached[0] == identity:
                 return cached[1]
             host, _ = engine.hosts.get(model, "serving")
             store = engine.artifact_store(model, manifest.generation)
@@ -196,12 +207,16 @@ class _PredictorCache:
                 return artifact
 
             ensemble = Ensemble(host, choices, StageCache(load), engine.collator(model))
-            self._items[model.pk] = (manifest.version, ensemble)
+            self._items[model.pk] = (identity, ensemble)
             return ensemble
 
     def evict(self, model_id: int) -> None:
         with self._lock:
             self._items.pop(model_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 predictors = _PredictorCache()
