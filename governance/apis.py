@@ -303,3 +303,71 @@ def _model_body(model: UnlearningModel) -> dict[str, Any]:
         "manifest_version": detail["manifest_version"],
         "shards": detail["shards"],
     }
+
+
+AUDIT_READERS = roles(Role.PRIVACY_OFFICER, Role.AUDITOR)
+
+
+class AuditEventListApi(APIView):
+    """The audit trail in chain order, filtered, paged by sequence number (keyset)."""
+
+    permission_classes = (AUDIT_READERS,)
+
+    class FilterSerializer(StrictSerializer):
+        class Meta:
+            ref_name = "AuditEventFilter"
+
+        after_seq = serializers.IntegerField(min_value=0, default=0)
+        limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+        action = serializers.CharField(max_length=100, required=False)
+        actor = serializers.CharField(max_length=200, required=False)
+        object_type = serializers.CharField(max_length=100, required=False)
+        object_id = serializers.CharField(max_length=100, required=False)
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+
+    @extend_schema(parameters=[FilterSerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        filters = _valid(self.FilterSerializer, request.query_params.dict())
+        events = selectors.audit_event_list(**filters)
+        last = events[-1].seq if len(events) == filters["limit"] else None
+        return Response(
+            {
+                "results": [
+                    {
+                        "seq": e.seq,
+                        "created_at": e.created_at,
+                        "actor": e.actor,
+                        "action": e.action,
+                        "object_type": e.object_type,
+                        "object_id": e.object_id,
+                        "payload": e.payload,
+                        "prev_hash": e.prev_hash,
+                        "hash": e.hash,
+                    }
+                    for e in events
+                ],
+                "next_after_seq": last,
+            }
+        )
+
+
+class AuditVerifyApi(APIView):
+    """Re-hash the whole chain now and report the first bad event, if any."""
+
+    permission_classes = (AUDIT_READERS,)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        from governance.services.audit import audit_chain_verify
+
+        report = audit_chain_verify()
+        return Response(
+            {
+                "ok": report.ok,
+                "checked": report.checked,
+                "head": report.head,
+                "first_bad_seq": report.first_bad_seq,
+                "reason": report.reason or None,
+            }
+        )

@@ -24,6 +24,8 @@ api = [
         name="api-subject-lineage",
     ),
     path("models/", apis.ModelCreateApi.as_view(), name="api-model-create"),
+    path("audit/events/", apis.AuditEventListApi.as_view(), name="api-audit-events"),
+    path("audit/verify/", apis.AuditVerifyApi.as_view(), name="api-audit-verify"),
     path("models/<int:model_id>/", apis.ModelDetailApi.as_view(), name="api-model"),
     path("models/<int:model_id>/train/", apis.ModelTrainApi.as_view(), name="api-model-train"),
     path(
