@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from unlearning.artifacts import StageArtifact, tensor_digest
+from unlearning.artifacts import StageArtifact
 from unlearning.layers import (
     Anatomy,
     block_index,
@@ -165,10 +165,6 @@ class AdapterHost:
         """Record that the host now holds ``stage`` in its group and head."""
         self._loaded[stage.key.position] = stage.digest
         self._loaded[0] = stage.digest
-
-    def state_digest(self) -> str:
-        """Digest of every parameter, for isolation checks and debugging."""
-        return tensor_digest(dict(self._params))
 
 
 def _check_chain(stages: Sequence[StageArtifact], num_groups: int) -> None:

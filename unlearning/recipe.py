@@ -40,14 +40,3 @@ def runtime_recipe() -> dict[str, object]:
         "env": {name: os.environ.get(name) for name in DETERMINISM_ENV},
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
     }
-
-
-def replay_mismatches(recorded: dict[str, object], current: dict[str, object]) -> list[str]:
-    """Fields of the runtime recipe that differ; a replay with any of them may differ."""
-    fields = ("libraries", "cpu_capability", "env", "device")
-    differ = [f for f in fields if recorded.get(f) != current.get(f)]
-    # Threads only matter when the determinism pins are not in force.
-    pinned = current.get("env") == DETERMINISM_ENV and recorded.get("env") == DETERMINISM_ENV
-    if not pinned and recorded.get("threads") != current.get("threads"):
-        differ.append("threads")
-    return differ

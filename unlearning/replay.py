@@ -8,25 +8,11 @@ settings of the recipe. Equality is judged on tensor digests, never on file hash
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from unlearning.artifacts import StageArtifact, StageKey
 from unlearning.assembly import AdapterHost
 from unlearning.data import Collator, Example
 from unlearning.training import TrainSettings, train_stage
-
-
-@dataclass(frozen=True)
-class ReplayResult:
-    """Per stage of the prefix: the recorded and the replayed digest."""
-
-    key: StageKey
-    recorded: str
-    replayed: str
-
-    @property
-    def matches(self) -> bool:
-        return self.recorded == self.replayed
 
 
 def replay_prefix(
@@ -69,10 +55,3 @@ def replay_prefix(
             )
         )
     return stages
-
-
-def compare(
-    recorded: Mapping[StageKey, str], replayed: Sequence[StageArtifact]
-) -> list[ReplayResult]:
-    """Pair recorded digests with replayed artifacts, stage by stage."""
-    return [ReplayResult(a.key, recorded.get(a.key, "missing"), a.digest) for a in replayed]

@@ -10,7 +10,6 @@ and a prefix shared by two sequences is trained once whichever task gets there f
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,8 +35,6 @@ from governance.models import (
     UnlearningModel,
 )
 from governance.services.audit import audit_event_append
-
-log = logging.getLogger(__name__)
 
 
 class StageBusy(Exception):
