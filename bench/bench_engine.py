@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -30,34 +29,23 @@ os.environ.setdefault("ATEN_CPU_CAPABILITY", "default")
 
 import torch  # noqa: E402
 
+from bench.harness import machine_info, stats_ms, timed_ms, write_results  # noqa: E402
 from unlearning.artifacts import LocalArtifactStore, StageKey  # noqa: E402
 from unlearning.assembly import AdapterHost, LoraSettings  # noqa: E402
 from unlearning.backbones import build_base, make_collator  # noqa: E402
 from unlearning.data import Example  # noqa: E402
 from unlearning.ensemble import Ensemble, StageCache, serving_choices  # noqa: E402
 from unlearning.partition import Cell, assign  # noqa: E402
-from unlearning.recipe import runtime_recipe  # noqa: E402
 from unlearning.sample_data import generate  # noqa: E402
 from unlearning.sequences import cyclic  # noqa: E402
 from unlearning.training import TrainSettings, train_shard  # noqa: E402
 
 SHARDS, SLICES, BUDGET, EPOCHS = 2, 3, 2, 2
-RESULTS = REPO / "bench" / "results" / "engine.json"
 
 
 def _timeit(fn: Callable[[], object], repeat: int) -> dict[str, float]:
     fn()  # warm-up
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    return {
-        "p50_ms": round(statistics.median(samples), 3),
-        "p95_ms": round(samples[int(0.95 * (len(samples) - 1))], 3),
-        "n": repeat,
-    }
+    return stats_ms([timed_ms(fn)[0] for _ in range(repeat)])
 
 
 def main() -> None:
@@ -115,11 +103,7 @@ def main() -> None:
             base(**collate([Example("x", 0, p) for p in payloads]))
 
     results = {
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "processor": platform.processor() or "unknown",
-            **runtime_recipe(),
-        },
+        "machine": machine_info(postgres=False),
         "settings": {
             "backbone": "minilm",
             "shards": SHARDS,
@@ -158,8 +142,7 @@ def main() -> None:
             p["ensemble_one"]["p50_ms"] / p["base_forward_one"]["p50_ms"], 2
         ),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("engine", results)
     print(json.dumps({k: results[k] for k in ("training", "prefix_switch", "predict", "ratios")},
                      indent=2))  # fmt: skip
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from unlearning.sequences import check_sequences
 
@@ -139,6 +139,15 @@ def expected_deletions_left(
             f"(2^num_slices states), got {num_slices}"
         )
     start = _check_deleted(deleted, num_slices)
+    return _expected_left(tuple(plan), start, num_slices, threshold)
+
+
+# Model status pages ask this for every shard on every request, and shards of a model
+# mostly share a plan and a deleted set: memoise whole answers (up to 2^L states each).
+@lru_cache(maxsize=4096)
+def _expected_left(
+    plan: tuple[tuple[int, ...], ...], start: frozenset[int], num_slices: int, threshold: int
+) -> float:
     # A shard stays alive while some sequence's first `threshold` slices are all clean.
     guards = [sum(1 << s for s in order[:threshold]) for order in plan]
 
