@@ -64,3 +64,54 @@ def requeue_stalled_training() -> int:
     from governance.services.training import training_requeue_stalled
 
     return len(training_requeue_stalled(older_than=timedelta(minutes=15)))
+
+
+def _on_erasure_failure(
+    self: Any, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+) -> None:
+    from governance.services.erasure import erasure_request_fail
+
+    erasure_request_fail(request_id=int(args[0]), error=f"{type(exc).__name__}: {exc}")
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name="lethe.execute_erasure",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=5,
+    soft_time_limit=600,
+    time_limit=660,
+    on_failure=_on_erasure_failure,
+)
+def execute_erasure(self: Any, request_id: int) -> str:
+    """Deactivate, purge and certify one approved erasure request (idempotent phases)."""
+    from governance.services.erasure import erasure_request_execute
+
+    try:
+        return str(erasure_request_execute(request_id=request_id))
+    except TRANSIENT as exc:
+        raise self.retry(exc=exc, countdown=min(60, 2 * 2**self.request.retries)) from None
+
+
+@app.task(name="lethe.sweep_erasures")  # type: ignore[untyped-decorator]
+def sweep_erasures() -> dict[str, int]:
+    """Beat sweeper: re-queue stuck requests and destroy stages left with bytes."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from governance.services.erasure import erasure_requests_stuck, stages_purge_orphans
+
+    stuck = erasure_requests_stuck(
+        older_than=timedelta(seconds=settings.LETHE_ERASURE_STUCK_SECONDS)
+    )
+    return {"requeued": len(stuck), "destroyed": len(stages_purge_orphans())}
+
+
+@app.task(name="lethe.schedule_retraining")  # type: ignore[untyped-decorator]
+def schedule_retraining() -> list[int]:
+    """Beat: retrain, as a new generation, every shard whose serving depth fell too low."""
+    from governance.services.training import models_retrain_due
+
+    return [job.pk for job in models_retrain_due(actor="scheduler")]

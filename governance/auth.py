@@ -216,3 +216,12 @@ def roles(*names: Role | str) -> type[HasRole]:
     _HasRole.required = required
     _HasRole.__name__ = _HasRole.__qualname__ = f"HasRole({listed})"
     return _HasRole
+
+
+def user_has_role(user: Any, *names: Role) -> bool:
+    """Whether ``user`` holds any of the roles (superusers hold them all)."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_superuser:
+        return True
+    return bool(user.groups.filter(name__in=[role.value for role in names]).exists())

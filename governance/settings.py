@@ -237,6 +237,9 @@ REST_FRAMEWORK = {
     # JSON only; the records endpoint adds JSONL, CSV and uploads (INGEST_PARSER_CLASSES).
     "DEFAULT_PARSER_CLASSES": ["governance.ingest.JSONParser"],
     "EXCEPTION_HANDLER": "governance.errors.api_exception_handler",
+    # `?format=` belongs to the views (certificate PDF, report CSV), not to DRF's renderer
+    # negotiation, which would answer 404 for a format it has no renderer for.
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 # One limit for every request body and upload (the ingest parsers check it for JSONL, CSV
@@ -298,6 +301,16 @@ CELERY_ENABLE_UTC = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Erasures: requests from integration accounts skip the officer's approval when set (a
+# data platform that has already verified the subject); the sweeper re-queues requests
+# stuck in approved/executing for longer than this.
+LETHE_AUTO_APPROVE_INTEGRATION = envbool("LETHE_AUTO_APPROVE_INTEGRATION", default=False)
+LETHE_ERASURE_STUCK_SECONDS = envint("LETHE_ERASURE_STUCK_SECONDS", 120)
+# Ed25519 key that signs deletion certificates; created (mode 0600) on first use. In
+# production mount it from a secret store and back it up: certificates name its key id.
+LETHE_SIGNING_KEY_PATH = envpath(
+    "LETHE_SIGNING_KEY_PATH", BASE_DIR / "var" / "keys" / "signing-ed25519.pem"
+)
 # Local Hugging Face checkpoints a model may name as base_model (besides packaged ones).
 LETHE_MODEL_ROOT = envpath("LETHE_MODEL_ROOT", BASE_DIR / "var" / "models")
 # Threads for torch in processes that train or serve; 0 means one per core.

@@ -5,7 +5,7 @@ from django.http import Http404
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from governance import apis
+from governance import apis, apis_erasure
 from governance.errors import page_not_found
 
 api = [
@@ -24,6 +24,51 @@ api = [
         name="api-subject-lineage",
     ),
     path("models/", apis.ModelCreateApi.as_view(), name="api-model-create"),
+    path(
+        "erasure-requests/",
+        apis_erasure.ErasureRequestListCreateApi.as_view(),
+        name="api-erasure-requests",
+    ),
+    path(
+        "erasure-requests/<int:request_id>/",
+        apis_erasure.ErasureRequestDetailApi.as_view(),
+        name="api-erasure-request",
+    ),
+    path(
+        "erasure-requests/<int:request_id>/approve/",
+        apis_erasure.ErasureRequestApproveApi.as_view(),
+        name="api-erasure-approve",
+    ),
+    path(
+        "erasure-requests/<int:request_id>/reject/",
+        apis_erasure.ErasureRequestRejectApi.as_view(),
+        name="api-erasure-reject",
+    ),
+    path(
+        "erasure-requests/<int:request_id>/extend/",
+        apis_erasure.ErasureRequestExtendApi.as_view(),
+        name="api-erasure-extend",
+    ),
+    path(
+        "erasure-requests/<int:request_id>/retry/",
+        apis_erasure.ErasureRequestRetryApi.as_view(),
+        name="api-erasure-retry",
+    ),
+    path(
+        "erasure-requests/<int:request_id>/certificate/",
+        apis_erasure.CertificateApi.as_view(),
+        name="api-erasure-certificate",
+    ),
+    path(
+        "certificates/public-key/",
+        apis_erasure.PublicKeyApi.as_view(),
+        name="api-certificate-public-key",
+    ),
+    path(
+        "certificates/verify/",
+        apis_erasure.CertificateVerifyApi.as_view(),
+        name="api-certificate-verify",
+    ),
     path("audit/events/", apis.AuditEventListApi.as_view(), name="api-audit-events"),
     path("audit/verify/", apis.AuditVerifyApi.as_view(), name="api-audit-verify"),
     path("models/<int:model_id>/", apis.ModelDetailApi.as_view(), name="api-model"),

@@ -132,7 +132,11 @@ class LocalArtifactStore:
         return save_artifact(artifact, self.path(artifact.key))
 
     def load(self, key: StageKey) -> StageArtifact:
-        return load_artifact(self.path(key))
+        """Read a stage; FileNotFoundError when its bytes are gone (destroyed or retired)."""
+        path = self.path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"stage {key.slug()}: no artifact at {path}")
+        return load_artifact(path)
 
     def delete(self, key: StageKey) -> bool:
         """Destroy a stage's bytes; True when a file was removed."""

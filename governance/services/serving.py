@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +29,23 @@ from governance.models import ServingManifest, Shard, Stage, TrainingTask, Unlea
 from governance.services.audit import audit_event_append
 
 
-def manifest_entries(model: UnlearningModel) -> list[dict[str, Any]]:
-    """The serving choice of every shard of the model's current generation."""
+def manifest_entries(
+    model: UnlearningModel,
+    *,
+    generation: int | None = None,
+    assume_deactivated: Collection[int] = (),
+) -> list[dict[str, Any]]:
+    """The serving choice of every shard of one generation (default: the model's newest).
+
+    ``assume_deactivated`` names stage ids to treat as deactivated: the impact preview
+    asks what the manifest *would* be after an erasure with the very rule that publishes it.
+    """
     from unlearning.policy import best_serving
 
-    shards = Shard.objects.filter(model=model, generation=model.generation).order_by("index")
+    generation = model.generation if generation is None else generation
+    shards = Shard.objects.filter(model=model, generation=generation).order_by("index")
     stages = {(s.shard_id, s.prefix): s for s in Stage.objects.filter(shard__in=shards)}
+    gone = set(assume_deactivated)
     done = set(
         TrainingTask.objects.filter(sequence__shard__in=shards, status="done").values_list(
             "sequence_id", flat=True
@@ -42,7 +54,9 @@ def manifest_entries(model: UnlearningModel) -> list[dict[str, Any]]:
     entries = []
     for shard in shards:
         sequences = list(shard.sequences.order_by("index"))
-        depths = [_depth(seq.order, shard, stages) if seq.pk in done else 0 for seq in sequences]
+        depths = [
+            _depth(seq.order, shard, stages, gone) if seq.pk in done else 0 for seq in sequences
+        ]
         serving = best_serving(depths)
         if serving is None:
             continue
@@ -63,11 +77,13 @@ def manifest_entries(model: UnlearningModel) -> list[dict[str, Any]]:
     return entries
 
 
-def _depth(order: list[int], shard: Shard, stages: dict[tuple[int, str], Stage]) -> int:
+def _depth(
+    order: list[int], shard: Shard, stages: dict[tuple[int, str], Stage], gone: set[int]
+) -> int:
     depth = 0
     for d in range(1, len(order) + 1):
         stage = stages.get((shard.pk, engine.prefix_text(order[:d])))
-        if stage is None or stage.state != Stage.State.TRAINED:
+        if stage is None or stage.state != Stage.State.TRAINED or stage.pk in gone:
             break
         depth = d
     return depth
@@ -86,7 +102,9 @@ def manifest_refresh(
 
     The first manifest waits until every shard has a serving sequence; after that a
     manifest is published whenever the choice differs (a shard that can no longer serve
-    drops out). Serialised per model by a row lock so versions never collide.
+    drops out). While a new generation trains, the serving generation keeps being
+    refreshed, so an erasure that deactivates its stages takes effect at once (I2).
+    Serialised per model by a row lock so versions never collide.
 
     Returns:
         The new manifest, or None when nothing changed.
@@ -94,19 +112,23 @@ def manifest_refresh(
     with transaction.atomic():
         model = UnlearningModel.objects.select_for_update().get(pk=model.pk)
         entries = manifest_entries(model)
+        generation = model.generation
         current = ServingManifest.objects.filter(model=model).order_by("-version").first()
         # A new generation (first training or a retrain) takes over only once every one
-        # of its shards can serve; until then the previous manifest keeps serving.
+        # of its shards can serve; until then the previous generation keeps serving.
         new_generation = current is None or current.generation != model.generation
         if new_generation and len(entries) < model.num_shards:
-            return None
-        digest = manifest_digest(model.pk, model.generation, entries)
+            if current is None:
+                return None
+            generation = current.generation
+            entries = manifest_entries(model, generation=generation)
+        digest = manifest_digest(model.pk, generation, entries)
         if current is not None and current.digest == digest:
             return None
         manifest = ServingManifest.objects.create(
             model=model,
             version=(current.version + 1) if current else 1,
-            generation=model.generation,
+            generation=generation,
             entries=entries,
             digest=digest,
             reason=reason[:200],
@@ -118,6 +140,7 @@ def manifest_refresh(
             payload={
                 "model": model.pk,
                 "version": manifest.version,
+                "generation": generation,
                 "digest": digest,
                 "depths": {e["shard"]: e["depth"] for e in entries},
                 "reason": reason,
@@ -223,12 +246,32 @@ predictors = _PredictorCache()
 
 
 def model_predict(*, model: UnlearningModel, inputs: list[str]) -> PredictResult:
-    """Predict with the current manifest; the result names the manifest version used."""
-    manifest = manifest_current(model)
-    ensemble = predictors.ensemble(model, manifest)
-    _, lock = engine.hosts.get(model, "serving")
-    with lock:  # the host switches prefixes per shard: one request at a time per host
-        probs = ensemble.predict_proba(inputs)
+    """Predict with the current manifest; the result names the manifest version used.
+
+    An erasure or a retrain may destroy a stage's bytes between reading the manifest and
+    loading the stage; the manifest has then moved on, so the request is answered once
+    more with the new one rather than failing.
+    """
+    from unlearning.ensemble import NoServingShardError
+
+    for attempt in range(2):
+        manifest = manifest_current(model)
+        ensemble = predictors.ensemble(model, manifest)
+        _, lock = engine.hosts.get(model, "serving")
+        try:
+            with lock:  # the host switches prefixes per shard: one request at a time
+                probs = ensemble.predict_proba(inputs)
+            break
+        except FileNotFoundError:
+            predictors.evict(model.pk)
+            if attempt:
+                raise
+        except NoServingShardError:
+            raise ApplicationError(
+                code="model_not_servable",
+                status=409,
+                message="model: no shard has a clean prefix left; retraining is scheduled",
+            ) from None
     labels = model.dataset.labels
     predictions = [
         Prediction(

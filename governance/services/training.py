@@ -26,6 +26,7 @@ from governance.models import (
     Dataset,
     Record,
     Sequence,
+    ServingManifest,
     Shard,
     Slice,
     SliceAssignment,
@@ -292,7 +293,9 @@ def training_task_run(*, task_id: int) -> None:
         _finish_job_if_done(job)
     from governance.services.serving import manifest_refresh
 
-    manifest_refresh(model=model, reason=f"training job {job.pk}")
+    manifest = manifest_refresh(model=model, reason=f"training job {job.pk}")
+    if manifest is not None and manifest.generation > 1:
+        generations_retire(model=model)  # a new generation took over: retire the old
 
 
 def _claim(stage: Stage) -> bool:
@@ -436,4 +439,263 @@ def training_requeue_stalled(*, older_than: timedelta | None = None) -> list[int
     )
     if ids:
         transaction.on_commit(lambda: _enqueue(ids))
+    return ids
+
+
+# --- Scheduled retraining (flow 4) --------------------------------------------------------
+
+
+def shards_due_for_retraining(model: UnlearningModel) -> list[int]:
+    """Shards of the serving generation whose serving depth is below the threshold.
+
+    A shard missing from the manifest (no clean prefix left) serves at depth 0.
+    """
+    from governance.services.serving import manifest_current
+
+    manifest = manifest_current(model)
+    depths = {e["shard"]: e["depth"] for e in manifest.entries}
+    return [i for i in range(model.num_shards) if depths.get(i, 0) < model.retrain_threshold]
+
+
+def models_retrain_due(*, actor: Any) -> list[TrainingJob]:
+    """Beat entry point: queue a retrain for every ready model with shards below threshold."""
+    jobs = []
+    for model in UnlearningModel.objects.filter(status=UnlearningModel.Status.READY):
+        if not ServingManifest.objects.filter(model=model).exists():
+            continue
+        if shards_due_for_retraining(model):
+            try:
+                job = model_retrain(
+                    actor=actor, model=model, reason="serving depth below threshold"
+                )
+            except ApplicationError:
+                continue  # a job started meanwhile, or too few records: next round
+            if job is not None:
+                jobs.append(job)
+    return jobs
+
+
+def model_retrain(
+    *, actor: Any, model: UnlearningModel, shards: Seq[int] | None = None, reason: str
+) -> TrainingJob | None:
+    """Retrain shards on their remaining records as a new generation; others carry over.
+
+    The new generation copies every other shard as it is (slices, lineage, sequences and
+    stage rows; stage files are hard-linked, so digests and bytes are the same) and trains
+    the chosen shards anew on their active records plus records not yet trained by any
+    generation, re-partitioned into fresh slices under the model's sequence policy. The
+    previous generation keeps serving (and keeps honouring erasures) until every shard of
+    the new one can serve; then the manifest swaps in one transaction and the old
+    generation's stages are retired, their bytes destroyed.
+
+    Returns:
+        The job, or None when no shard is due.
+    """
+    from governance.services.serving import manifest_current
+    from unlearning.partition import assign
+    from unlearning.training import stage_plan
+
+    with transaction.atomic():
+        model = UnlearningModel.objects.select_for_update().get(pk=model.pk)
+        if TrainingJob.objects.filter(model=model, status__in=["queued", "running"]).exists():
+            raise ApplicationError(
+                code="conflict", status=409, message="model: a training job is already running"
+            )
+        previous = manifest_current(model).generation
+        due = sorted(set(shards if shards is not None else shards_due_for_retraining(model)))
+        if not due:
+            return None
+        if any(not 0 <= i < model.num_shards for i in due):
+            raise _invalid("shards", f"must be between 0 and {model.num_shards - 1}")
+        generation = model.generation + 1
+        slices = _create_generation(model, generation)
+        old_shards = {s.index: s for s in Shard.objects.filter(model=model, generation=previous)}
+        tasks: list[TrainingTask] = []
+        job = TrainingJob.objects.create(
+            model=model,
+            generation=generation,
+            kind=TrainingJob.Kind.RETRAIN,
+            retrained_shards=due,
+            reason=reason[:200],
+            created_by=_user(actor),
+        )
+        carried = [i for i in range(model.num_shards) if i not in due]
+        for index in carried:
+            tasks += _carry_shard(model, job, old_shards[index], slices)
+        # Active records of the due shards, plus records no generation has trained yet.
+        trained_elsewhere = SliceAssignment.objects.filter(
+            model=model, generation=previous, slice__shard__index__in=carried
+        ).values_list("record_id", flat=True)
+        records = list(
+            Record.objects.filter(dataset=model.dataset_id, status=Record.Status.ACTIVE)
+            .exclude(pk__in=trained_elsewhere)
+            .values_list("pk", "external_id", "subject__external_ref")
+        )
+        if len(records) < len(due) * model.num_slices:
+            raise _invalid(
+                "dataset",
+                f"has {len(records)} active records for {len(due)} shards; "
+                f"need at least {len(due) * model.num_slices}",
+            )
+        pk_of = {external_id: pk for pk, external_id, _ in records}
+        placement = assign(
+            [(external_id, subject) for _, external_id, subject in records],
+            num_shards=len(due),
+            num_slices=model.num_slices,
+            seed=model.seed + generation,
+        )
+        SliceAssignment.objects.bulk_create(
+            [
+                SliceAssignment(
+                    record_id=pk_of[key],
+                    slice=slices[(due[c.shard], c.slice)],
+                    model=model,
+                    generation=generation,
+                )
+                for key, c in placement.items()
+            ],
+            batch_size=5000,
+        )
+        for shard_index in due:
+            shard = slices[(shard_index, 0)].shard
+            plan = engine.sequence_plan(model, shard_index)
+            _create_stages(shard, stage_plan(plan), slices)
+            for index, order in enumerate(plan):
+                sequence = Sequence.objects.create(shard=shard, index=index, order=list(order))
+                tasks.append(TrainingTask(job=job, sequence=sequence))
+        TrainingTask.objects.bulk_create(tasks)
+        job.stages_total = Stage.objects.filter(
+            shard__model=model, shard__generation=generation, shard__index__in=due
+        ).count()
+        job.save(update_fields=["stages_total"])
+        model.generation, model.status = generation, UnlearningModel.Status.TRAINING
+        model.save(update_fields=["generation", "status"])
+        audit_event_append(
+            actor=actor,
+            action="model.retraining_queued",
+            obj=model,
+            payload={
+                "job": job.pk,
+                "generation": generation,
+                "previous_generation": previous,
+                "shards": due,
+                "records": len(placement),
+                "reason": reason,
+            },
+        )
+        task_ids = [
+            t.pk for t in TrainingTask.objects.filter(job=job, status="queued").order_by("pk")
+        ]
+        transaction.on_commit(lambda: _enqueue(task_ids))
+    return job
+
+
+def _carry_shard(
+    model: UnlearningModel,
+    job: TrainingJob,
+    old: Shard,
+    slices: dict[tuple[int, int], Slice],
+) -> list[TrainingTask]:
+    """Copy one shard into the new generation unchanged: lineage, sequences, stages, bytes."""
+    new_slice = {s.index: slices[(old.index, s.index)] for s in old.slices.all()}
+    old_slice_index = {s.pk: s.index for s in old.slices.all()}
+    SliceAssignment.objects.bulk_create(
+        [
+            SliceAssignment(
+                record_id=a.record_id,
+                slice=new_slice[old_slice_index[a.slice_id]],
+                model=model,
+                generation=job.generation,
+            )
+            for a in SliceAssignment.objects.filter(slice__shard=old).only("record_id", "slice_id")
+        ],
+        batch_size=5000,
+    )
+    shard = new_slice[0].shard
+    old_store = engine.artifact_store(model, old.generation)
+    new_store = engine.artifact_store(model, job.generation)
+    copies = []
+    for stage in old.stages.all().order_by("pk"):
+        path = ""
+        if stage.state == Stage.State.TRAINED:
+            key = engine.stage_key(stage)
+            target = new_store.path(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(old_store.path(key), target)
+            path = str(target)
+        copies.append(
+            (
+                stage,
+                Stage(
+                    shard=shard,
+                    prefix=stage.prefix,
+                    position=stage.position,
+                    state=stage.state
+                    if stage.state != Stage.State.TRAINING
+                    else Stage.State.PENDING,
+                    artifact_path=path,
+                    tensor_digest=stage.tensor_digest,
+                    lineage_digest=stage.lineage_digest,
+                    metrics=stage.metrics,
+                    recipe=stage.recipe,
+                    trained_at=stage.trained_at,
+                    destroyed_at=stage.destroyed_at,
+                ),
+            )
+        )
+    created = Stage.objects.bulk_create([c for _, c in copies])
+    Stage.slices.through.objects.bulk_create(
+        [
+            Stage.slices.through(stage_id=new.pk, slice_id=new_slice[int(s)].pk)
+            for (_, new) in zip(copies, created, strict=True)
+            for s in new.prefix.split("-")
+        ]
+    )
+    tasks = []
+    for seq in old.sequences.order_by("index"):
+        sequence = Sequence.objects.create(shard=shard, index=seq.index, order=seq.order)
+        tasks.append(TrainingTask(job=job, sequence=sequence, status=TrainingTask.Status.DONE))
+    return tasks
+
+
+def _link_or_copy(source: Any, target: Any) -> None:
+    import os
+    import shutil
+
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def generations_retire(*, model: UnlearningModel, actor: Any = "worker") -> list[int]:
+    """Retire stages of generations older than the serving one: bytes destroyed, audited."""
+    from pathlib import Path
+
+    from governance.services.serving import manifest_current
+
+    serving = manifest_current(model).generation
+    stages = list(
+        Stage.objects.filter(shard__model=model, shard__generation__lt=serving)
+        .exclude(state__in=[Stage.State.DESTROYED, Stage.State.RETIRED])
+        .select_related("shard")
+    )
+    for stage in stages:
+        engine.artifact_store(model, stage.shard.generation).delete(engine.stage_key(stage))
+        if stage.artifact_path:
+            Path(stage.artifact_path).unlink(missing_ok=True)
+    if not stages:
+        return []
+    ids = [s.pk for s in stages]
+    with transaction.atomic():
+        Stage.objects.filter(pk__in=ids).update(
+            state=Stage.State.RETIRED, destroyed_at=timezone.now(), artifact_path=""
+        )
+        audit_event_append(
+            actor=actor,
+            action="generation.retired",
+            obj=model,
+            payload={"serving_generation": serving, "stages": ids},
+        )
     return ids

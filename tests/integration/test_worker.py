@@ -8,6 +8,7 @@ the SQLite file. The test process talks to the API in-process; the worker is a s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -55,13 +56,15 @@ class Worker:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the training and control workers
         )
 
     def log(self) -> str:
         return self.log_path.read_text()[-4000:]
 
     def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
+        """SIGKILL both worker processes at once, as a machine crash would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
     def stop(self) -> None:
@@ -71,6 +74,8 @@ class Worker:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+        with contextlib.suppress(ProcessLookupError):  # the control worker, if orphaned
+            os.killpg(self.process.pid, signal.SIGKILL)
         self._log.close()
 
 
