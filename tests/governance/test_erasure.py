@@ -7,6 +7,7 @@ lineage is recomputed from the assignment rows and must hold no erased record.
 
 from __future__ import annotations
 
+import io
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -604,3 +605,57 @@ def test_retraining_replaces_only_shallow_shards_as_a_new_generation(
     ).json()
     assert predicted["manifest_version"] == manifest.version
     assert audit_chain_verify().ok
+
+
+# --- verify_certificate ---------------------------------------------------------------
+
+
+def test_verify_certificate_command(
+    officer, integration, trained, tmp_path, django_capture_on_commit_callbacks
+):
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    req = file(integration.client, busiest_subject(trained["model"])).json()["id"]
+    approve_and_run(officer, req, django_capture_on_commit_callbacks)
+    envelope = DeletionCertificate.objects.get(request=req).envelope
+    path = tmp_path / "certificate.json"
+    path.write_text(json.dumps(envelope))
+    out = io.StringIO()
+
+    call_command("verify_certificate", str(path), stdout=out)
+
+    assert "signature OK" in out.getvalue()
+    assert "claims OK" in out.getvalue()
+    assert "FAIL" not in out.getvalue()
+    # A backup restore that brings a record back breaks a claim, though the signature holds.
+    erased = envelope["certificate"]["records_erased"][0]
+    Record.objects.filter(external_id=erased).update(
+        status="active", erased_at=None, text="restored", label=trained_label()
+    )
+    with pytest.raises(CommandError, match="claims FAILED: records_erased"):
+        call_command("verify_certificate", str(path), stdout=io.StringIO())
+    # Offline, with another key: the signature fails.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    other = tmp_path / "other.pem"
+    other.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with pytest.raises(CommandError, match="signature INVALID"):
+        call_command(
+            "verify_certificate", str(path), "--offline", "--public-key", str(other), stdout=out
+        )
+    path.write_text("{not json")
+    with pytest.raises(CommandError, match="is not JSON"):
+        call_command("verify_certificate", str(path), stdout=out)
+
+
+def trained_label() -> str:
+    from governance.models import Dataset
+
+    return Dataset.objects.get().labels[0]

@@ -46,6 +46,7 @@ class Worker:
             "DATABASE_URL": _database_url(),
             "ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT),
             "LETHE_BROKER_DIR": str(settings.LETHE_BROKER_DIR),
+            "LETHE_SIGNING_KEY_PATH": str(settings.LETHE_SIGNING_KEY_PATH),
             "LETHE_STAGE_LEASE_SECONDS": str(lease_seconds),
             "LETHE_TORCH_THREADS": "2",
         }
@@ -89,24 +90,6 @@ def _wait(predicate, worker: Worker, timeout: float = 300, what: str = "conditio
             pytest.fail(f"worker exited while waiting for {what}:\n{worker.log()}")
         time.sleep(0.1)
     pytest.fail(f"timed out waiting for {what}:\n{worker.log()}")
-
-
-@pytest.fixture
-def shared_dirs(tmp_path, settings):
-    """Artifacts in a fresh folder; the broker's queue emptied of earlier runs' messages.
-
-    The broker itself is not swapped per test: the test process's producer pool keeps
-    the connection it opened first.
-    """
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    from celery_worker.celery import app
-
-    if str(settings.CELERY_BROKER_URL).startswith("filesystem"):
-        for message in (Path(settings.LETHE_BROKER_DIR) / "queue").glob("*"):
-            message.unlink()
-    else:
-        app.control.purge()  # messages left by earlier runs point at rows that are gone
-    return tmp_path
 
 
 def _create_model(engineer, integration, sample, name, **plan):

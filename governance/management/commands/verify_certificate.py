@@ -1,0 +1,74 @@
+"""Verify a deletion certificate: its Ed25519 signature offline, then (with a database)
+its claims against lineage as it is now. Exit 1 when anything fails."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, connection
+
+
+class Command(BaseCommand):
+    help = "Verify a certificate's signature and, unless --offline, its claims against lineage."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", help="certificate JSON as served by the API ('-' for stdin)")
+        parser.add_argument(
+            "--public-key",
+            help="PEM file of the signing key (default: this server's own key)",
+        )
+        parser.add_argument(
+            "--offline", action="store_true", help="check the signature only, no database"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from governance.certificates import certificate_verify
+
+        envelope = _read(options["file"])
+        pem = Path(options["public_key"]).read_bytes() if options["public_key"] else None
+        check = certificate_verify(envelope, public_key_pem=pem)
+        if not check.ok:
+            raise CommandError(f"signature INVALID: {check.reason}")
+        body = envelope["certificate"]
+        self.stdout.write(
+            f"signature OK: {check.key_id}, certificate {body.get('certificate_id')} "
+            f"for request {body.get('request_id')} ({body.get('subject_ref')!r})"
+        )
+        if options["offline"]:
+            return
+        if not _database_reachable():
+            self.stdout.write("claims not checked: no database reachable (use --offline)")
+            raise CommandError("claims not checked")
+        from governance.services.erasure import certificate_claims_check
+
+        claims = certificate_claims_check(envelope)
+        for claim in claims:
+            mark = "OK  " if claim["ok"] else "FAIL"
+            self.stdout.write(f"  {mark} {claim['claim']}: {claim['detail']}")
+        failed = [c["claim"] for c in claims if not c["ok"]]
+        if failed:
+            raise CommandError(f"claims FAILED: {', '.join(failed)}")
+        self.stdout.write(f"claims OK: {len(claims)} checks against lineage")
+
+
+def _read(name: str) -> Any:
+    import sys
+
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+        return json.loads(text)
+    except OSError as exc:
+        raise CommandError(f"file: cannot read {name}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"file: {name} is not JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _database_reachable() -> bool:
+    try:
+        connection.ensure_connection()
+    except DatabaseError:
+        return False
+    return True
