@@ -59,7 +59,7 @@ class ServingManifestAdmin(admin.ModelAdmin[models.ServingManifest]):
 
 @admin.register(models.TrainingJob)
 class TrainingJobAdmin(admin.ModelAdmin[models.TrainingJob]):
-    list_display = ("id", "model", "generation", "status", "stages_done", "stages_total")
+    list_display = ("id", "model", "generation", "kind", "status", "stages_done", "stages_total")
 
 
 @admin.register(models.AuditEvent)
@@ -75,3 +75,28 @@ class AuditEventAdmin(admin.ModelAdmin[models.AuditEvent]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class _ReadOnly:
+    """Erasure state changes go through the services (audited); the admin only shows them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(models.ErasureRequest)
+class ErasureRequestAdmin(_ReadOnly, admin.ModelAdmin[models.ErasureRequest]):
+    list_display = ("id", "subject_ref", "status", "channel", "received_at", "due_at")
+    list_filter = ("status", "channel")
+    search_fields = ("subject_ref",)
+
+
+@admin.register(models.DeletionCertificate)
+class DeletionCertificateAdmin(_ReadOnly, admin.ModelAdmin[models.DeletionCertificate]):
+    list_display = ("certificate_id", "request", "key_id", "issued_at")

@@ -6,6 +6,7 @@ auditors read everything. The public key that verifies certificates is public.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -15,7 +16,9 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -137,7 +140,11 @@ class ErasureRequestListCreateApi(APIView):
             headers=headers,
         )
 
-    @extend_schema(parameters=[FilterSerializer], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="erasure_requests_list",
+        parameters=[FilterSerializer],
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request) -> Response:
         filters = _valid(self.FilterSerializer, request.query_params.dict())
         requests = _visible(request).select_related("certificate")
@@ -190,10 +197,9 @@ class ErasureRequestApproveApi(APIView):
 
     @extend_schema(request=NoteSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, request_id: int) -> Response:
+        target = _get(request, request_id)  # an unknown request is 404 whatever the body
         data = _valid(NoteSerializer, request.data or {})
-        req = erasure.erasure_request_approve(
-            actor=request.user, request=_get(request, request_id), note=data["note"]
-        )
+        req = erasure.erasure_request_approve(actor=request.user, request=target, note=data["note"])
         return Response(request_body(req))
 
 
@@ -202,9 +208,10 @@ class ErasureRequestRejectApi(APIView):
 
     @extend_schema(request=ReasonSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, request_id: int) -> Response:
+        target = _get(request, request_id)  # an unknown request is 404 whatever the body
         data = _valid(ReasonSerializer, request.data or {})
         req = erasure.erasure_request_reject(
-            actor=request.user, request=_get(request, request_id), reason=data["reason"]
+            actor=request.user, request=target, reason=data["reason"]
         )
         return Response(request_body(req))
 
@@ -214,9 +221,10 @@ class ErasureRequestExtendApi(APIView):
 
     @extend_schema(request=ReasonSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, request_id: int) -> Response:
+        target = _get(request, request_id)  # an unknown request is 404 whatever the body
         data = _valid(ReasonSerializer, request.data or {})
         req = erasure.erasure_request_extend(
-            actor=request.user, request=_get(request, request_id), reason=data["reason"]
+            actor=request.user, request=target, reason=data["reason"]
         )
         return Response(request_body(req))
 
@@ -230,10 +238,22 @@ class ErasureRequestRetryApi(APIView):
         return Response(request_body(req))
 
 
+class ViewFormatNegotiation(DefaultContentNegotiation):
+    """``?format=`` picks the view's own output (JSON or PDF), not a DRF renderer, which
+    would answer 404 for a format it has no renderer for."""
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        first = next(iter(renderers))
+        return first, first.media_type
+
+
 class CertificateApi(APIView):
     """The signed certificate as issued; ``?format=pdf`` renders it for people."""
 
     permission_classes = (READERS,)
+    content_negotiation_class = ViewFormatNegotiation
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["json", "pdf"])],

@@ -237,9 +237,6 @@ REST_FRAMEWORK = {
     # JSON only; the records endpoint adds JSONL, CSV and uploads (INGEST_PARSER_CLASSES).
     "DEFAULT_PARSER_CLASSES": ["governance.ingest.JSONParser"],
     "EXCEPTION_HANDLER": "governance.errors.api_exception_handler",
-    # `?format=` belongs to the views (certificate PDF, report CSV), not to DRF's renderer
-    # negotiation, which would answer 404 for a format it has no renderer for.
-    "URL_FORMAT_OVERRIDE": None,
 }
 
 # One limit for every request body and upload (the ingest parsers check it for JSONL, CSV

@@ -204,6 +204,56 @@ def test_anonymous_is_401_but_public_key_is_public(client):
     assert response.json()["algorithm"] == "Ed25519"
 
 
+@pytest.mark.parametrize(
+    ("action", "body", "field"),
+    [
+        ("approve", {"note": 5}, "note"),
+        ("approve", {"colour": "red"}, "colour"),
+        ("reject", {"reason": ""}, "reason"),
+        ("reject", {}, "reason"),
+        ("extend", {"reason": "  "}, "reason"),
+        ("extend", {"reason": ["x"]}, "reason"),
+    ],
+)
+def test_bad_decision_input_is_400_naming_the_field(officer, integration, action, body, field):
+    req = file(integration.client, "s").json()["id"]
+    response = officer.client.post(f"{URL}{req}/{action}/", body, format="json")
+    error_of(response, 400, "invalid", field)
+    assert ErasureRequest.objects.get(pk=req).status == "received"
+    assert ErasureRequest.objects.get(pk=req).extended_due_at is None
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"status": "done"}, "status"), ({"limit": "0"}, "limit"), ({"page": "2"}, "page")],
+)
+def test_bad_list_filters_are_400(officer, query, field):
+    error_of(officer.client.get(URL, query), 400, "invalid", field)
+
+
+@pytest.mark.parametrize("suffix", ["", "approve/", "reject/", "extend/", "retry/", "certificate/"])
+def test_unknown_request_is_404(officer, suffix):
+    url = f"{URL}999999/{suffix}"
+    response = (
+        officer.client.get(url)
+        if suffix in ("", "certificate/")
+        else (officer.client.post(url, {"reason": "r"}, format="json"))
+    )
+    error_of(response, 404, "not_found")
+
+
+def test_list_filters_by_status_and_subject(officer, integration):
+    a = file(integration.client, "alice").json()["id"]
+    file(integration.client, "bob")
+    officer.client.post(f"{URL}{a}/reject/", {"reason": "duplicate"}, format="json")
+
+    rejected = officer.client.get(URL, {"status": "rejected"}).json()
+    bobs = officer.client.get(URL, {"subject_id": "bob"}).json()
+
+    assert [r["id"] for r in rejected["results"]] == [a]
+    assert (bobs["count"], bobs["results"][0]["subject_id"]) == (1, "bob")
+
+
 # --- decisions ---------------------------------------------------------------------------
 
 
@@ -580,8 +630,13 @@ def test_retraining_replaces_only_shallow_shards_as_a_new_generation(
         [hit_shard],
         2,
     )
-    # The old generation serves until the new one is complete.
-    assert ServingManifest.objects.filter(model=model_id).order_by("-version")[0].generation == 1
+    # The old generation serves, and answers, until the new one is complete.
+    serving = ServingManifest.objects.filter(model=model_id).order_by("-version")[0]
+    assert serving.generation == 1
+    during = integration.client.post(
+        f"{API}/models/{model_id}/predict/", {"inputs": ["refund please"]}, format="json"
+    )
+    assert during.json()["manifest_version"] == serving.version
     run_training_inline(retrain.pk)
 
     model = UnlearningModel.objects.get(pk=model_id)
