@@ -1,0 +1,36 @@
+"""The beat schedule: django-celery-beat's database scheduler installs the sweepers and the
+retraining entry, each routed to the control queue, and the tasks run as plain functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from celery_worker import tasks
+from celery_worker.celery import app
+
+pytestmark = pytest.mark.django_db
+
+ENTRIES = {
+    "requeue-stalled-training": "lethe.requeue_stalled_training",
+    "sweep-erasures": "lethe.sweep_erasures",
+    "schedule-retraining": "lethe.schedule_retraining",
+}
+
+
+@pytest.mark.django_db(transaction=True)  # the scheduler closes connections as it starts
+def test_database_scheduler_installs_every_entry():
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    DatabaseScheduler(app=app)
+
+    installed = dict(PeriodicTask.objects.values_list("name", "task"))
+    assert {name: installed.get(name) for name in ENTRIES} == ENTRIES
+    for task in ENTRIES.values():
+        assert app.amqp.router.route({}, task)["queue"].name == "control"
+        assert task in app.tasks
+
+
+def test_sweeper_and_retraining_tasks_run_on_an_empty_database():
+    assert tasks.sweep_erasures() == {"requeued": 0, "destroyed": 0}
+    assert tasks.schedule_retraining() == []
