@@ -156,6 +156,22 @@ class AdapterHost:
         for name in names:
             self._params[name].copy_(stage.tensors[name])
 
+    def wipe(self) -> None:
+        """Zero every LoRA group and the head and forget what was loaded.
+
+        Serving calls this when its manifest changes, so tensors of stages that were just
+        deactivated (an erasure) do not linger in this process's memory; the next
+        ``activate`` copies in what the new manifest names.
+        """
+        with torch.no_grad():
+            for group in self.group_param_names:
+                for name in self.group_param_names[group]:
+                    self._params[name].zero_()
+            for name in self.head_param_names:
+                self._params[name].zero_()
+        self._loaded.clear()
+        self.set_depth(0)
+
     def forget(self, group: int) -> None:
         """Record that a group's tensors were changed outside ``activate`` (by training)."""
         self._loaded.pop(group, None)

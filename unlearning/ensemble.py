@@ -95,6 +95,10 @@ class StageCache:
         """Drop stages from memory (a purge must reach every cache); returns how many."""
         return sum(self._items.pop(k, None) is not None for k in keys)
 
+    def clear(self) -> None:
+        """Drop every loaded stage."""
+        self._items.clear()
+
     def __contains__(self, key: object) -> bool:
         return key in self._items
 

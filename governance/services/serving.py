@@ -181,7 +181,7 @@ class _PredictorCache:
     """
 
     def __init__(self) -> None:
-        self._items: dict[int, tuple[tuple[Any, ...], Any]] = {}
+        self._items: dict[int, tuple[tuple[Any, ...], Any, threading.Lock]] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -198,7 +198,11 @@ class _PredictorCache:
             cached = self._items.get(model.pk)
             if cached is not None and cached[0] == identity:
                 return cached[1]
-            host, _ = engine.hosts.get(model, "serving")
+            if cached is not None:
+                # The manifest moved on (an erasure or a retrain): drop the old ensemble's
+                # stages and wipe the host, so deactivated tensors leave memory now.
+                _purge(cached)
+            host, host_lock = engine.hosts.get(model, "serving")
             store = engine.artifact_store(model, manifest.generation)
             choices = [
                 ShardChoice(
@@ -230,16 +234,26 @@ class _PredictorCache:
                 return artifact
 
             ensemble = Ensemble(host, choices, StageCache(load), engine.collator(model))
-            self._items[model.pk] = (identity, ensemble)
+            self._items[model.pk] = (identity, ensemble, host_lock)
             return ensemble
 
     def evict(self, model_id: int) -> None:
+        """Forget a model's ensemble and wipe its tensors from memory (stages destroyed)."""
         with self._lock:
-            self._items.pop(model_id, None)
+            cached = self._items.pop(model_id, None)
+            if cached is not None:
+                _purge(cached)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+def _purge(cached: tuple[tuple[Any, ...], Any, threading.Lock]) -> None:
+    _, ensemble, host_lock = cached
+    ensemble.cache.clear()
+    with host_lock:
+        ensemble.host.wipe()
 
 
 predictors = _PredictorCache()

@@ -714,3 +714,37 @@ def trained_label() -> str:
     from governance.models import Dataset
 
     return Dataset.objects.get().labels[0]
+
+
+def test_destroyed_stages_leave_this_process_memory(
+    officer, integration, trained, django_capture_on_commit_callbacks
+):
+    from governance import engine
+    from governance.models import UnlearningModel
+    from governance.services.serving import predictors
+
+    model = UnlearningModel.objects.get(pk=trained["model"])
+    subject = busiest_subject(model.pk)
+    doomed = Stage.objects.filter(
+        slices__assignments__record__subject__external_ref=subject, state="trained"
+    ).distinct()
+    doomed_keys = {engine.stage_key(s) for s in doomed}
+    integration.client.post(
+        f"{API}/models/{model.pk}/predict/", {"inputs": ["refund"]}, format="json"
+    )
+    old = predictors._items[model.pk][1]
+    assert doomed_keys & set(old.cache._items)  # a serving stage of the subject is loaded
+    host, _ = engine.hosts.get(model, "serving")
+    assert any(p.abs().sum() > 0 for n, p in host.model.named_parameters() if "lora_" in n)
+
+    req = file(integration.client, subject).json()["id"]
+    approve_and_run(officer, req, django_capture_on_commit_callbacks)
+
+    assert model.pk not in predictors._items
+    assert not old.cache._items
+    assert all(p.abs().sum() == 0 for n, p in host.model.named_parameters() if "lora_" in n)
+    after = integration.client.post(
+        f"{API}/models/{model.pk}/predict/", {"inputs": ["refund"]}, format="json"
+    )
+    assert after.status_code == 200
+    assert not doomed_keys & set(predictors._items[model.pk][1].cache._items)
