@@ -55,7 +55,8 @@ def test_schema_is_valid_and_generates_without_warnings():
 
 @pytest.mark.django_db
 def test_health_reports_ok_and_database_vendor(client):
-    expected = "postgresql" if os.environ.get("DATABASE_URL") else "sqlite"
+    url = os.environ.get("DATABASE_URL", "sqlite://")
+    expected = "sqlite" if url.startswith("sqlite") else "postgresql"
 
     response = client.get("/api/v1/health/")
 
@@ -233,7 +234,7 @@ def test_production_requires_a_secret_key(monkeypatch):
     assert s.SECRET_KEY == "s3cret"
 
 
-# --- manage.py demo -----------------------------------------------------------------------
+# --- manage.py engine_demo ----------------------------------------------------------------
 
 
 @pytest.fixture
@@ -252,15 +253,15 @@ def fake_demo(monkeypatch):
     return module
 
 
-def test_demo_command_passes_quick_through(fake_demo):
-    call_command("demo", "--quick")
-    call_command("demo")
+def test_engine_demo_command_passes_quick_through(fake_demo):
+    call_command("engine_demo", "--quick")
+    call_command("engine_demo")
 
     assert fake_demo.calls == [["--quick"], []]
 
 
-def test_demo_command_fails_when_demo_fails(fake_demo):
+def test_engine_demo_command_fails_when_demo_fails(fake_demo):
     fake_demo.exit_code = 2
 
     with pytest.raises(CommandError, match="exit status 2"):
-        call_command("demo", "--quick")
+        call_command("engine_demo", "--quick")
