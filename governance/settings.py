@@ -208,6 +208,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# The web UI signs people in with Django's session login (API clients use tokens).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "web-dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
 # --- Time and language: UTC only (STYLE §3.17) ----------------------------------------
 
 LANGUAGE_CODE = "en-us"

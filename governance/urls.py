@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.http import Http404
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from governance import apis, apis_erasure
+from governance import apis, apis_erasure, apis_reports
 from governance.errors import page_not_found
 
 api = [
@@ -71,6 +72,7 @@ api = [
     ),
     path("audit/events/", apis.AuditEventListApi.as_view(), name="api-audit-events"),
     path("audit/verify/", apis.AuditVerifyApi.as_view(), name="api-audit-verify"),
+    path("reports/erasures/", apis_reports.ErasureReportApi.as_view(), name="api-report-erasures"),
     path("models/<int:model_id>/", apis.ModelDetailApi.as_view(), name="api-model"),
     path("models/<int:model_id>/train/", apis.ModelTrainApi.as_view(), name="api-model-train"),
     path(
@@ -87,4 +89,12 @@ urlpatterns = [
     path("api/v1/", include(api)),
     # Unknown API paths answer in the API's error shape even with DEBUG on.
     re_path(r"^api/", lambda request: page_not_found(request, Http404())),
+    # The web UI: Django's login/logout (logout is a POST) and the pages.
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("governance.web_urls")),
 ]

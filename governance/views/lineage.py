@@ -1,0 +1,54 @@
+"""Subject lineage: a person's records and every model component that read them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from governance import selectors
+from governance.models import ErasureRequest
+from governance.views.access import READERS, render_page, role_required
+from governance.views.forms import SubjectLookupForm
+
+STATE_LABELS = {
+    "serving": "serving",
+    "trained": "trained, not serving",
+    "pending": "pending (not trained yet)",
+    "training": "training",
+    "deactivated": "deactivated",
+    "destroyed": "destroyed",
+    "retired": "retired",
+}
+
+
+def _stage_view(stage: dict[str, Any]) -> dict[str, Any]:
+    state = "serving" if stage["serving"] else stage["state"]
+    return {**stage, "display_state": state, "label": STATE_LABELS.get(state, state)}
+
+
+def lineage_view_model(lineage: dict[str, Any]) -> dict[str, Any]:
+    """The selector's answer with each stage's displayed state (serving wins over trained)."""
+    models = [
+        {
+            **model,
+            "records": [
+                {**row, "stages": [_stage_view(s) for s in row["stages"]]}
+                for row in model["records"]
+            ],
+        }
+        for model in lineage["models"]
+    ]
+    return {**lineage, "models": models}
+
+
+@role_required(*READERS)
+def subject_lineage(request: HttpRequest) -> HttpResponse:
+    form = SubjectLookupForm(request.GET if "subject_ref" in request.GET else None)
+    context: dict[str, Any] = {"form": form}
+    if form.is_valid():
+        ref = form.cleaned_data["subject_ref"]
+        context["lineage"] = lineage_view_model(selectors.subject_lineage(subject_ref=ref))
+        context["requests"] = list(ErasureRequest.objects.filter(subject_ref=ref))
+        context["subject_ref"] = ref
+    return render_page(request, "lethe/lineage.html", context, section="lineage")
