@@ -169,6 +169,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -224,6 +225,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = envpath("STATIC_ROOT", BASE_DIR / "var" / "static")
+# WhiteNoise serves collected files from here when DEBUG is off (finders when it is on).
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Trained stages, manifests and certificates; the engine creates folders as it writes.
 ARTIFACT_ROOT = envpath("ARTIFACT_ROOT", BASE_DIR / "var" / "artifacts")
 
