@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from governance.views import audit, dashboard, lineage, models, requests
+from governance.views import audit, dashboard, lineage, models, reports, requests
 
 urlpatterns = [
     path("", dashboard.dashboard, name="web-dashboard"),
@@ -31,4 +31,5 @@ urlpatterns = [
     path("models/<int:pk>/progress.json", models.model_progress, name="web-model-progress"),
     path("audit/", audit.audit_trail, name="web-audit"),
     path("audit/verify/", audit.audit_verify, name="web-audit-verify"),
+    path("reports/", reports.report_page, name="web-reports"),
 ]
