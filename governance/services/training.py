@@ -172,6 +172,7 @@ def model_train(*, actor: Any, model: UnlearningModel) -> TrainingJob:
             num_slices=model.num_slices,
             seed=model.seed,
         )
+        _check_every_cell_filled(placement, model.num_shards * model.num_slices)
         slices = _create_generation(model, generation)
         SliceAssignment.objects.bulk_create(
             [
@@ -218,6 +219,18 @@ def model_train(*, actor: Any, model: UnlearningModel) -> TrainingJob:
         transaction.on_commit(lambda: _enqueue(task_ids))
     caller_model.generation, caller_model.status = model.generation, model.status
     return job
+
+
+def _check_every_cell_filled(placement: dict[str, Any], cells: int) -> None:
+    """A subject's records share one cell, so fewer subjects than cells leaves a slice empty
+    and its stages with nothing to train on: refuse the plan instead of failing in a worker."""
+    filled = len({(c.shard, c.slice) for c in placement.values()})
+    if filled < cells:
+        raise _invalid(
+            "dataset",
+            f"its data subjects fill only {filled} of {cells} shard x slice cells "
+            "(a subject's records stay in one cell); add subjects or use fewer shards/slices",
+        )
 
 
 def _enqueue(task_ids: Seq[int]) -> None:
@@ -544,6 +557,7 @@ def model_retrain(
             num_slices=model.num_slices,
             seed=model.seed + generation,
         )
+        _check_every_cell_filled(placement, len(due) * model.num_slices)
         SliceAssignment.objects.bulk_create(
             [
                 SliceAssignment(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from governance.errors import ApplicationError
 from governance.ingest import validate_rows
 from governance.models import (
     AuditEvent,
@@ -306,3 +307,31 @@ def test_a_stage_file_swapped_on_disk_is_refused(dataset, artifacts):
     predictors.evict(model.pk)
     with pytest.raises(ApplicationError, match="digest"):
         model_predict(model=model, inputs=["refund"])
+
+
+def test_fewer_subjects_than_cells_is_refused_before_training(engineer, integration, sample):
+    """Six records of two subjects pass the record count for 2 x 2 cells, but a subject's
+    records share one cell, so two cells would train on nothing."""
+    from governance.models import Dataset, TrainingJob
+    from governance.services.training import ModelSpec, model_create, model_train
+
+    dataset = Dataset.objects.create(name="two-subjects", labels=list(sample.labels))
+    rows = [
+        {"external_id": f"r{i}", "subject_id": f"s{i % 2}", "text": f"text {i}",
+         "label": sample.labels[0]}
+        for i in range(6)
+    ]  # fmt: skip
+    response = integration.client.post(
+        f"/api/v1/datasets/{dataset.pk}/records/", rows, format="json"
+    )
+    assert response.status_code == 200
+    model = model_create(
+        actor=engineer.user,
+        spec=ModelSpec(
+            name="m", dataset=dataset, base_model="tiny-bert", shards=2, slices=2,
+            sequences=2, sequence_policy="cyclic",
+        ),
+    )  # fmt: skip
+    with pytest.raises(ApplicationError, match="fill only 2 of 4"):
+        model_train(actor=engineer.user, model=model)
+    assert not TrainingJob.objects.exists()
