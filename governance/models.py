@@ -62,7 +62,12 @@ class Record(models.Model):
                 name="record_erased_at_matches_status",
             ),
         ]
-        indexes: ClassVar = [models.Index(fields=["subject", "dataset"], name="record_subject")]
+        indexes: ClassVar = [
+            models.Index(fields=["subject", "dataset"], name="record_subject"),
+            # Tombstones only: the I2 check ("does any serving stage read an erased record?")
+            # starts from the few erased rows instead of scanning every record (1M: 117 ms).
+            models.Index(fields=["id"], condition=Q(status="erased"), name="record_erased"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.dataset_id}:{self.external_id}"
