@@ -1,0 +1,961 @@
+"""Erasure latency, approval to signed certificate, against SISA and full retraining.
+
+One process, one throw-away PostgreSQL database (default ``lethe_bench_erasure``), three
+parts:
+
+A. **Trained model.** ``--train-records`` records (default 20,000: training all 64 stages
+   on 100k records would take about 24 minutes here; see RESULTS.md) from the sample tickets
+   (ids cycled, about N/3.5 subjects) are ingested with ``records_upsert`` in batches of
+   5,000; an m=4, L=4, B=4 cyclic model on ``tiny-bert`` is created with ``model_create``
+   and trained for real by ``model_train`` and ``training_task_run`` in this process
+   (1 epoch, batch 32, LoRA r=8): 64 stages, real safetensors files. Then 3 warm-up and
+   ``--erasures`` measured subjects go through ``erasure_request_create``,
+   ``erasure_request_approve`` and ``erasure_request_execute``. The approval's on-commit
+   enqueue is captured (no broker), so "approval to certificate" is the approve call plus
+   the execute call; the phases (``_deactivate``, ``_purge``, ``_certify``) are timed
+   inside that same execute call. *Fresh* series: before each request the model is put
+   back as trained (the previous subject's records restored, its stages set back to
+   ``trained`` with their files copied from a snapshot, a manifest republished; untimed),
+   so every request deactivates and purges the 10 stages of one slice (4+3+2+1 of its
+   shard's 16). *Consecutive* series: no restoring, a stream of erasures with no
+   retraining in between. The last certificate of each series is re-checked with
+   ``certificate_claims_check``.
+B. **Baselines, same data, same process.** One LoRA model with every layer group and the
+   head trainable at once, through the engine's own loop (``unlearning.training._optimise``:
+   same batches, seeds, AdamW, epochs), over (a) the remaining records of the shard the
+   first erasure hit (SISA-style shard retrain) and (b) all remaining records (full
+   retrain). Timed: fetching the records, training, saving the tensors.
+C. **Flatness.** At each of ``--sizes`` (default 10k and 100k; ``--full`` adds 1M) the
+   governance tables are emptied and rebuilt with COPY: N records and the same model
+   shape with 64 ``trained`` stages (part A's files and digests), sequences, finished
+   training tasks, assignments placed by ``unlearning.partition.assign``, manifest v1 from
+   ``manifest_refresh``; ``VACUUM ANALYZE``; then the fresh series again. One more request
+   runs with every query timed and traced to the service line that issued it; the
+   slowest SELECT of the deactivation phase is run again under EXPLAIN (ANALYZE, BUFFERS).
+   At ``--baseline-size`` (default 100k) the SISA shard retrain is measured on those
+   records; the full retrain is measured with ``--full``, otherwise extrapolated from the
+   shard retrain's time per record (marked ``measured: false``).
+
+Torch runs with ``--threads`` (default 1) threads: on this 2-vCPU machine, shared with
+other work, two threads collapsed to a tenth of the speed whenever another process was
+busy (OpenMP waits), while one thread degrades only in proportion. S3T training and the
+baselines use the same setting; the erasure path runs no torch.
+
+Writes bench/results/erasure.json and prints tables. Drops and recreates the database
+named by DATABASE_URL (``lethe_bench*`` names only) and drops it at the end; artifacts,
+the signing key and the broker folder live in a temporary folder removed at the end.
+
+Usage: python bench/bench_erasure.py [--train-records N] [--erasures K]
+       [--sizes 10000,100000] [--threads 1] [--full] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench_erasure")
+
+from bench.harness import (  # noqa: E402
+    Row,
+    chunks,
+    django_setup,
+    generate_rows,
+    machine_info,
+    postgres_url,
+    print_table,
+    ratio,
+    recreate_postgres,
+    write_results,
+)
+
+SHARDS, SLICES, BUDGET, POLICY = 4, 4, 4, "cyclic"
+BACKBONE, EPOCHS, BATCH, LR, SEED = "tiny-bert", 1, 32, 1e-3, 0
+INGEST_BATCH = 5000
+WARMUP = 3
+PHASES = ("deactivate", "purge", "certify")
+
+# Filled by the hooks installed in _install_hooks.
+_CAPTURED: dict[str, list[int]] = {"erasure": [], "tasks": []}
+_PHASE_MS: dict[str, float] = {}
+# The step running now, and (while profiling one request) every query: (step, sql, ms).
+_STEP = [""]
+_QUERY_LOG: list[tuple[str, str, Any, float, str]] = []
+# 1-minute load average at each part: the machine is shared, so say how busy it was.
+_LOAD: dict[str, float] = {}
+
+
+def _note_load(when: str) -> None:
+    _LOAD[when] = round(os.getloadavg()[0], 2)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _stats(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p95_ms": round(ordered[round(0.95 * (len(ordered) - 1))], 2),
+        "max_ms": round(ordered[-1], 2),
+        "mean_ms": round(statistics.fmean(ordered), 2),
+        "n": len(ordered),
+    }
+
+
+def _install_hooks() -> None:
+    """Capture the on-commit enqueues (no broker) and time execution's three phases.
+
+    ``erasure_request_execute`` and the on-commit lambdas look these names up in their
+    module when they run, so replacing the module attributes reaches them.
+    """
+    from governance.services import erasure, training
+
+    erasure._enqueue = lambda request_id: _CAPTURED["erasure"].append(request_id)  # type: ignore[assignment]
+    training._enqueue = lambda ids: _CAPTURED["tasks"].extend(ids)  # type: ignore[assignment]
+
+    def timed(phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            _STEP[0] = phase
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _PHASE_MS[phase] = (time.perf_counter() - start) * 1000
+                _STEP[0] = "execute"
+
+        return wrapper
+
+    for phase in PHASES:
+        setattr(erasure, f"_{phase}", timed(phase, getattr(erasure, f"_{phase}")))
+
+
+def _truncate_all() -> None:
+    """Empty every governance table but the users (CASCADE reaches the lineage)."""
+    from django.db import connection
+
+    from governance.models import AuditEvent, Dataset, Subject
+
+    tables = ", ".join(m._meta.db_table for m in (Dataset, Subject, AuditEvent))
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+def _vacuum() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+
+
+# --- erasures ----------------------------------------------------------------------------
+
+
+def _erase(officer: Any, ref: str) -> dict[str, Any]:
+    """File, approve and execute one request; every step timed."""
+    from governance.models import DeletionCertificate, ErasureRequest
+    from governance.services.erasure import (
+        erasure_request_approve,
+        erasure_request_create,
+        erasure_request_execute,
+    )
+
+    _STEP[0] = "file"
+    start = time.perf_counter()
+    request, _ = erasure_request_create(
+        actor=officer, subject_ref=ref, reason="bench", channel="email"
+    )
+    filed = time.perf_counter()
+    _CAPTURED["erasure"].clear()
+    _STEP[0] = "approve"
+    request = erasure_request_approve(actor=officer, request=request)
+    approved = time.perf_counter()
+    if _CAPTURED["erasure"] != [request.pk]:
+        sys.exit(f"approval of {request.pk} queued {_CAPTURED['erasure']}")
+    _PHASE_MS.clear()
+    status = erasure_request_execute(request_id=request.pk)
+    done = time.perf_counter()
+    _STEP[0] = ""
+    if (
+        status != ErasureRequest.Status.COMPLETED
+        or not DeletionCertificate.objects.filter(request=request.pk).exists()
+    ):
+        sys.exit(f"request {request.pk} for {ref} ended {status} without a certificate")
+    execution = ErasureRequest.objects.get(pk=request.pk).execution
+    approve_ms, execute_ms = (approved - filed) * 1000, (done - approved) * 1000
+    return {
+        "request": request.pk,
+        "file_ms": (filed - start) * 1000,
+        "approve_ms": approve_ms,
+        "execute_ms": execute_ms,
+        "approval_to_certificate_ms": approve_ms + execute_ms,
+        **{f"{p}_ms": _PHASE_MS[p] for p in PHASES},
+        "records": len(execution["records_erased"]),
+        "stages": sum(len(m["stages"]) for m in execution["models"]),
+        "shard": next((d["shard"] for m in execution["models"] for d in m["stage_details"]), None),
+        "shards_serving_after": min(
+            (len((m["manifest_after"] or {}).get("depths", {})) for m in execution["models"]),
+            default=SHARDS,
+        ),
+        "min_depth_after": min(
+            (
+                min((m["manifest_after"] or {}).get("depths", {}).values(), default=0)
+                for m in execution["models"]
+            ),
+            default=SLICES,
+        ),
+    }
+
+
+def _restore(model: Any, texts: dict[str, tuple[str, str]], files: Path) -> None:
+    """Put the model back as trained (untimed): records, stages, files, a new manifest."""
+    from django.db import transaction
+
+    from governance import engine
+    from governance.models import Record, Stage
+    from governance.services.serving import manifest_refresh
+
+    store = engine.artifact_store(model, 1)
+    with transaction.atomic():
+        for record in Record.objects.filter(dataset=model.dataset_id, status="erased"):
+            text, label = texts[record.external_id]
+            Record.objects.filter(pk=record.pk).update(
+                status="active", erased_at=None, text=text, label=label
+            )
+        stages = list(
+            Stage.objects.filter(shard__model=model)
+            .exclude(state=Stage.State.TRAINED)
+            .select_related("shard")
+        )
+        for stage in stages:
+            key = engine.stage_key(stage)
+            target = store.path(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(files / target.relative_to(store.root), target)
+            Stage.objects.filter(pk=stage.pk).update(
+                state=Stage.State.TRAINED,
+                destroyed_at=None,
+                claimed_until=None,
+                artifact_path=str(target),
+            )
+        manifest_refresh(model=model, reason="bench: restored as trained")
+
+
+def _series(
+    officer: Any,
+    model: Any,
+    refs: list[str],
+    *,
+    texts: dict[str, tuple[str, str]],
+    files: Path,
+    restore: bool,
+) -> dict[str, Any]:
+    """Warm-up requests, then one measured request per subject."""
+    rows = []
+    for n, ref in enumerate(refs):
+        if restore:
+            _restore(model, texts, files)
+        row = _erase(officer, ref)
+        if n >= WARMUP:
+            rows.append(row)
+    out: dict[str, Any] = {
+        key: _stats([r[f"{key}_ms"] for r in rows])
+        for key in ("approval_to_certificate", "execute", *PHASES, "approve", "file")
+    }
+    out["stages_deactivated"] = _counts(r["stages"] for r in rows)
+    out["records_per_request"] = _counts(r["records"] for r in rows)
+    out["shards_serving_after"] = _counts(r["shards_serving_after"] for r in rows)
+    out["min_serving_depth_after"] = _counts(r["min_depth_after"] for r in rows)
+    out["first_shard"] = next((r["shard"] for r in rows if r["shard"] is not None), 0)
+    # Before any restore: the last certificate's claims, re-checked against the database.
+    out["certificate_claims_ok"] = _claims_ok(rows[-1]["request"])
+    return out
+
+
+def _counts(values: Iterable[int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in sorted(values):
+        out[str(v)] = out.get(str(v), 0) + 1
+    return out
+
+
+def _query_profile(officer: Any, ref: str) -> dict[str, Any]:
+    """One more request with every query timed and traced to the service line that ran it.
+
+    Per step: query count, SQL time and the three slowest; the slowest SELECT of the
+    deactivation phase is run again under EXPLAIN (ANALYZE, BUFFERS) (read-only).
+    """
+    from django.db import connection
+
+    def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            elapsed = (time.perf_counter() - start) * 1000
+            _QUERY_LOG.append((_STEP[0], sql, params, elapsed, _origin()))
+
+    _QUERY_LOG.clear()
+    with connection.execute_wrapper(timed):
+        row = _erase(officer, ref)
+    steps: dict[str, Any] = {}
+    for step in ("file", "approve", *PHASES):
+        chunk = sorted((q for q in _QUERY_LOG if q[0] == step), key=lambda q: -q[3])
+        steps[step] = {
+            "wall_ms": round(row[f"{step}_ms"], 2),
+            "queries": len(chunk),
+            "sql_ms": round(sum(q[3] for q in chunk), 2),
+            "slowest": [
+                {"ms": round(ms, 2), "origin": origin, "sql": sql[:300]}
+                for _, sql, _, ms, origin in chunk[:3]
+            ],
+        }
+    selects = [q for q in _QUERY_LOG if q[0] == "deactivate" and q[1].startswith("SELECT")]
+    _, sql, params, ms, origin = max(selects, key=lambda q: q[3])
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+        plan = "\n".join(r[0] for r in cursor.fetchall())
+    return {
+        "queries_total": len(_QUERY_LOG),
+        "steps": steps,
+        "stages": row["stages"],
+        "deactivate_slowest_select": {"ms": round(ms, 2), "origin": origin, "sql": sql},
+        "deactivate_slowest_plan": plan,
+    }
+
+
+def _origin() -> str:
+    """The innermost governance frame that issued the current query: file:line function."""
+    for frame in reversed(traceback.extract_stack()):
+        if f"{os.sep}governance{os.sep}" in frame.filename:
+            return f"{Path(frame.filename).relative_to(REPO)}:{frame.lineno} {frame.name}"
+    return ""
+
+
+def _claims_ok(request_id: int) -> bool:
+    from governance.models import DeletionCertificate
+    from governance.services.erasure import certificate_claims_check
+
+    envelope = DeletionCertificate.objects.get(request=request_id).envelope
+    return all(c["ok"] for c in certificate_claims_check(envelope))
+
+
+# --- part A: a trained model ---------------------------------------------------------------
+
+
+def _ingest(rows: list[Row], actor: Any) -> tuple[Any, float]:
+    from governance.ingest import validate_rows
+    from governance.services.datasets import dataset_create, records_upsert
+    from unlearning.sample_data import LABELS
+
+    start = time.perf_counter()
+    dataset = dataset_create(actor=actor, name="bench-erasure", labels=list(LABELS))
+    for batch in chunks(rows, INGEST_BATCH):
+        valid, errors = validate_rows(
+            [r.as_dict() for r in batch], labels=list(LABELS), max_rows=INGEST_BATCH
+        )
+        if errors:
+            sys.exit(f"ingest rejected rows: {errors[:3]}")
+        records_upsert(actor=actor, dataset=dataset, rows=valid)
+    return dataset, time.perf_counter() - start
+
+
+def _train(engineer: Any, dataset: Any) -> tuple[Any, dict[str, Any]]:
+    from governance.models import Stage
+    from governance.services.training import (
+        ModelSpec,
+        model_create,
+        model_train,
+        training_task_run,
+    )
+
+    spec = ModelSpec(
+        name="bench-erasure",
+        dataset=dataset,
+        base_model=BACKBONE,
+        shards=SHARDS,
+        slices=SLICES,
+        sequences=BUDGET,
+        sequence_policy=POLICY,
+        epochs=EPOCHS,
+        learning_rate=LR,
+        batch_size=BATCH,
+        seed=SEED,
+    )
+    model = model_create(actor=engineer, spec=spec)
+    start = time.perf_counter()
+    _CAPTURED["tasks"].clear()
+    model_train(actor=engineer, model=model)
+    for task_id in list(_CAPTURED["tasks"]):
+        training_task_run(task_id=task_id)
+    elapsed = time.perf_counter() - start
+    model.refresh_from_db()
+    stages = list(Stage.objects.filter(shard__model=model))
+    if len(stages) != SHARDS * SLICES * BUDGET or any(s.state != "trained" for s in stages):
+        sys.exit(f"training left {[s.state for s in stages]}")
+    by_position: dict[str, list[float]] = {}
+    for s in stages:
+        by_position.setdefault(str(s.position), []).append(
+            s.metrics["seconds"] / s.metrics["examples"] / EPOCHS * 1000
+        )
+    return model, {
+        "total_s": round(elapsed, 1),
+        "stages": len(stages),
+        "example_epochs": int(sum(s.metrics["examples"] for s in stages) * EPOCHS),
+        "stage_seconds_sum": round(sum(s.metrics["seconds"] for s in stages), 1),
+        "stage_ms_per_example_epoch": {
+            k: round(statistics.fmean(v), 3) for k, v in sorted(by_position.items())
+        },
+    }
+
+
+# --- part B: baselines ---------------------------------------------------------------------
+
+
+def _retrain_all_groups(model: Any, records: Any, out: Path, shard: int) -> dict[str, Any]:
+    """A SISA-style retrain: one LoRA model, every group and the head trainable at once.
+
+    Same optimisation loop as a stage (engine's ``_optimise``), so the only difference from
+    S3T stage training is what is trainable and how much data it reads.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    from governance import engine
+    from unlearning.artifacts import StageKey
+    from unlearning.assembly import AdapterHost
+    from unlearning.backbones import build_base
+    from unlearning.training import _init_group, _init_head, _optimise, stage_seed
+
+    host = AdapterHost(
+        build_base(model.base_model, len(model.dataset.labels)),
+        num_groups=model.num_slices,
+        lora=engine.lora_settings(model),
+    )
+    collate, settings = engine.collator(model), engine.train_settings(model)
+    key = StageKey(shard, tuple(range(model.num_slices)))
+    start = time.perf_counter()
+    rows = list(records)
+    fetched = time.perf_counter()
+    examples = sorted(engine.examples(rows, model.dataset.labels), key=lambda e: e.key)
+    host.set_depth(model.num_slices)
+    for group in range(1, model.num_slices + 1):
+        host.forget(group)
+        _init_group(host, group, stage_seed(model.seed, key, f"lora-{group}"))
+    _init_head(host, stage_seed(model.seed, key, "head"))
+    trainable = [p for g in range(1, model.num_slices + 1) for _, p in host.parameters_of(g)]
+    trainable += [p for _, p in host.head_parameters()]
+    for param in trainable:
+        param.requires_grad_(True)
+    _optimise(host.model, trainable, examples, collate, settings, model.seed, key, None)
+    trained = time.perf_counter()
+    with torch.no_grad():
+        tensors = {
+            n: p.detach().clone().contiguous()
+            for n, p in host.model.named_parameters()
+            if p.requires_grad
+        }
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out / f"retrain-shard-{shard}.safetensors"))
+    done = time.perf_counter()
+    return {
+        "records": len(rows),
+        "total_s": round(done - start, 2),
+        "fetch_s": round(fetched - start, 3),
+        "train_s": round(trained - fetched, 2),
+        "save_s": round(done - trained, 3),
+        "ms_per_record": round((done - start) / len(rows) * 1000, 3),
+        "measured": True,
+    }
+
+
+def _baselines(model: Any, shard: int, out: Path, *, full: bool) -> dict[str, Any]:
+    from governance.models import Record
+
+    active = Record.objects.filter(dataset=model.dataset_id, status="active")
+    in_shard = active.filter(
+        assignments__model=model,
+        assignments__generation=model.generation,
+        assignments__slice__shard__index=shard,
+    )
+    result = {"sisa_shard": {"shard": shard, **_retrain_all_groups(model, in_shard, out, shard)}}
+    remaining = active.count()
+    if full:
+        result["full"] = _retrain_all_groups(model, active, out, -1)
+    else:
+        per = result["sisa_shard"]["ms_per_record"]
+        result["full"] = {
+            "records": remaining,
+            "total_s": round(per * remaining / 1000, 1),
+            "ms_per_record": per,
+            "measured": False,
+            "extrapolated_from": "sisa_shard ms_per_record x remaining records",
+        }
+    return result
+
+
+# --- part C: synthetic lineage at a size ---------------------------------------------------
+
+
+def _copy(table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    from django.db import connection
+
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+        )
+
+
+def _build(rows: list[Row], files: Path, digests: dict[tuple[int, str], str]) -> Any:
+    """Empty the tables and load ``rows`` with a trained 4x4x4 model (part A's stage files)."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from governance import engine
+    from governance.models import (
+        Dataset,
+        Record,
+        Sequence,
+        Shard,
+        Slice,
+        SliceAssignment,
+        Stage,
+        Subject,
+        TrainingJob,
+        TrainingTask,
+        UnlearningModel,
+    )
+    from governance.services.serving import manifest_refresh
+    from unlearning.artifacts import StageKey
+    from unlearning.partition import assign
+    from unlearning.sample_data import LABELS
+    from unlearning.training import stage_plan
+
+    _truncate_all()
+    subject_pk: dict[str, int] = {}
+    for r in rows:
+        subject_pk.setdefault(r.subject_id, len(subject_pk) + 1)
+    now = timezone.now()
+    with transaction.atomic():
+        dataset = Dataset.objects.create(name="bench-erasure", labels=list(LABELS))
+        _copy(
+            Subject._meta.db_table,
+            ["id", "external_ref", "created_at"],
+            ((pk, ref, now) for ref, pk in subject_pk.items()),
+        )
+        _copy(
+            Record._meta.db_table,
+            [
+                "id",
+                "dataset_id",
+                "subject_id",
+                "external_id",
+                "text",
+                "label",
+                "status",
+                "created_at",
+                "updated_at",
+            ],
+            (
+                (
+                    i,
+                    dataset.pk,
+                    subject_pk[r.subject_id],
+                    r.external_id,
+                    r.text,
+                    r.label,
+                    "active",
+                    now,
+                    now,
+                )
+                for i, r in enumerate(rows, 1)
+            ),
+        )
+    cells = assign(
+        [(r.external_id, r.subject_id) for r in rows],
+        num_shards=SHARDS,
+        num_slices=SLICES,
+        seed=SEED,
+    )
+    with transaction.atomic():
+        model = UnlearningModel.objects.create(
+            name="bench-erasure",
+            dataset=dataset,
+            base_model=BACKBONE,
+            num_shards=SHARDS,
+            num_slices=SLICES,
+            budget=BUDGET,
+            sequence_policy=POLICY,
+            epochs=EPOCHS,
+            learning_rate=LR,
+            batch_size=BATCH,
+            seed=SEED,
+            status=UnlearningModel.Status.READY,
+            generation=1,
+        )
+        store = engine.artifact_store(model, 1)
+        shutil.rmtree(store.root, ignore_errors=True)
+        shutil.copytree(files, store.root)
+        job = TrainingJob.objects.create(
+            model=model,
+            generation=1,
+            status="succeeded",
+            stages_total=SHARDS * SLICES * BUDGET,
+            stages_done=SHARDS * SLICES * BUDGET,
+            started_at=now,
+            finished_at=now,
+        )
+        shards = Shard.objects.bulk_create(
+            [Shard(model=model, generation=1, index=i) for i in range(SHARDS)]
+        )
+        slices = {
+            (sl.shard.index, sl.index): sl
+            for sl in Slice.objects.bulk_create(
+                [Slice(shard=sh, index=s) for sh in shards for s in range(SLICES)]
+            )
+        }
+        for shard in shards:
+            plan = engine.sequence_plan(model, shard.index)
+            sequences = Sequence.objects.bulk_create(
+                [Sequence(shard=shard, index=i, order=list(o)) for i, o in enumerate(plan)]
+            )
+            TrainingTask.objects.bulk_create(
+                [TrainingTask(job=job, sequence=s, status="done", attempts=1) for s in sequences]
+            )
+            prefixes = stage_plan(plan)
+            stages = Stage.objects.bulk_create(
+                [
+                    Stage(
+                        shard=shard,
+                        prefix=engine.prefix_text(p),
+                        position=len(p),
+                        state=Stage.State.TRAINED,
+                        trained_at=now,
+                        artifact_path=str(store.path(StageKey(shard.index, p))),
+                        tensor_digest=digests[(shard.index, engine.prefix_text(p))],
+                        lineage_digest="sha256:bench",
+                    )
+                    for p in prefixes
+                ]
+            )
+            Stage.slices.through.objects.bulk_create(
+                [
+                    Stage.slices.through(stage_id=st.pk, slice_id=slices[(shard.index, s)].pk)
+                    for st, p in zip(stages, prefixes, strict=True)
+                    for s in p
+                ]
+            )
+        record_pk = {r.external_id: i for i, r in enumerate(rows, 1)}
+        _copy(
+            SliceAssignment._meta.db_table,
+            ["id", "record_id", "slice_id", "model_id", "generation"],
+            (
+                (n, record_pk[key], slices[(c.shard, c.slice)].pk, model.pk, 1)
+                for n, (key, c) in enumerate(cells.items(), 1)
+            ),
+        )
+    if manifest_refresh(model=model, reason="bench: built") is None:
+        sys.exit("the built model publishes no manifest")
+    _vacuum()
+    return model
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def _drop(url: str) -> None:
+    """Close Django's connection and drop the benchmark database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from django.db import connections
+
+    connections.close_all()
+    parts = urlsplit(url)
+    admin = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
+
+
+def _subjects(rows: list[Row], count: int, seed: int, exclude: set[str]) -> list[str]:
+    refs = sorted({r.subject_id for r in rows} - exclude)
+    return random.Random(seed).sample(refs, min(count, len(refs)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-records", type=int, default=20_000)
+    parser.add_argument("--erasures", type=int, default=30, help="measured requests per series")
+    parser.add_argument("--sizes", default="", help="flatness sizes (default 10000,100000)")
+    parser.add_argument("--baseline-size", type=int, default=100_000)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads for training and the baselines (LETHE_TORCH_THREADS)",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="add 1,000,000 to the sizes; measure the full retrain at --baseline-size",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2k records, 5 requests")
+    args = parser.parse_args()
+    sizes_text = args.sizes or ("10000,100000,1000000" if args.full else "10000,100000")
+    if args.quick:
+        args.train_records, args.erasures, args.baseline_size = 2000, 5, 10_000
+        sizes_text = args.sizes or "2000,10000"
+    sizes = sorted(int(s.replace("_", "")) for s in sizes_text.split(","))
+    started = time.perf_counter()
+    load_start = os.getloadavg()
+
+    url = postgres_url()
+    recreate_postgres(url)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-erasure-"))
+    try:
+        results = _run(args, sizes, url, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _drop(url)
+    results["run_s"] = round(time.perf_counter() - started, 1)
+    results["machine"]["loadavg_start"] = [round(x, 2) for x in load_start]
+    results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["machine"]["load_1min_during"] = _LOAD
+    path = write_results("erasure", results)
+    _print(results)
+    print(f"\nran {results['run_s']} s; wrote {path.relative_to(REPO)}")
+
+
+def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dict[str, Any]:
+    django_setup(
+        url,
+        ARTIFACT_ROOT=str(tmp / "artifacts"),
+        LETHE_SIGNING_KEY_PATH=str(tmp / "keys" / "signing-ed25519.pem"),
+        LETHE_BROKER_DIR=str(tmp / "broker"),
+        LETHE_MODEL_ROOT=str(tmp / "models"),
+        LETHE_TORCH_THREADS=str(args.threads),
+    )
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from governance import engine
+    from governance.auth import Role, user_create_with_role
+    from governance.models import Stage
+    from governance.services.audit import audit_chain_verify
+
+    _install_hooks()
+    officer, _ = user_create_with_role(username="olivia", role=Role.PRIVACY_OFFICER)
+    engineer, _ = user_create_with_role(username="emil", role=Role.ML_ENGINEER)
+    integration, _ = user_create_with_role(username="ingo", role=Role.INTEGRATION)
+
+    # A: ingest and train for real.
+    rows = list(generate_rows(args.train_records))
+    texts = {r.external_id: (r.text, r.label) for r in rows}
+    _note_load("A: training start")
+    print(f"A: ingesting {len(rows):,} records and training m=4 L=4 B=4 ...", flush=True)
+    dataset, ingest_s = _ingest(rows, integration)
+    model, training = _train(engineer, dataset)
+    _vacuum()
+    print(f"   trained 64 stages in {training['total_s']} s", flush=True)
+    _note_load("A: training end")
+    store = engine.artifact_store(model, 1)
+    files = tmp / "snapshot"
+    shutil.copytree(store.root, files)
+    digests = {
+        (s.shard.index, s.prefix): s.tensor_digest
+        for s in Stage.objects.filter(shard__model=model).select_related("shard")
+    }
+    count = WARMUP + args.erasures
+    fresh_refs = _subjects(rows, count, seed=1, exclude=set())
+    stream_refs = _subjects(rows, count, seed=2, exclude=set(fresh_refs))
+    fresh = _series(officer, model, fresh_refs, texts=texts, files=files, restore=True)
+    _restore(model, texts, files)
+    stream = _series(officer, model, stream_refs, texts=texts, files=files, restore=False)
+    print(
+        f"   fresh approval->certificate p50 {fresh['approval_to_certificate']['p50_ms']} ms",
+        flush=True,
+    )
+
+    # B: baselines on the same data (after the consecutive series' erasures).
+    _note_load("B: baselines start")
+    print("B: SISA shard retrain and full retrain on the same records ...", flush=True)
+    baselines = _baselines(model, fresh["first_shard"], tmp / "baselines", full=True)
+    chain = audit_chain_verify()
+    trained_part = {
+        "records": len(rows),
+        "subjects": len({r.subject_id for r in rows}),
+        "ingest_s": round(ingest_s, 1),
+        "training": training,
+        "erasure_fresh": fresh,
+        "erasure_consecutive": stream,
+        "baselines": baselines,
+        "ratios": _ratios(fresh, baselines),
+        "audit_chain_ok": chain.ok,
+        "audit_events": chain.checked,
+    }
+
+    # C: flatness on synthetic lineage with the same model shape and stage files.
+    flatness: dict[str, Any] = {}
+    at_size: dict[str, Any] = {}
+    for size in sizes:
+        _note_load(f"C: {size} start")
+        print(f"C: building {size:,} records ...", flush=True)
+        start = time.perf_counter()
+        size_rows = list(generate_rows(size))
+        size_texts = {r.external_id: (r.text, r.label) for r in size_rows}
+        synthetic = _build(size_rows, files, digests)
+        build_s = time.perf_counter() - start
+        refs = _subjects(size_rows, count + 1, seed=size, exclude=set())
+        series = _series(officer, synthetic, refs[:-1], texts=size_texts, files=files, restore=True)
+        _restore(synthetic, size_texts, files)
+        profile = _query_profile(officer, refs[-1])
+        flatness[str(size)] = {"build_s": round(build_s, 1), **series, "query_profile": profile}
+        print(
+            f"   deactivate p50 {series['deactivate']['p50_ms']} ms, "
+            f"approval->certificate p50 {series['approval_to_certificate']['p50_ms']} ms",
+            flush=True,
+        )
+        if size == args.baseline_size:
+            _note_load(f"C: {size} baselines start")
+            print(f"   SISA shard retrain at {size:,} records ...", flush=True)
+            _restore(synthetic, size_texts, files)
+            base = _baselines(synthetic, 0, tmp / "baselines", full=args.full)
+            at_size = {
+                "records": size,
+                "erasure": {k: series[k] for k in ("approval_to_certificate", "execute", *PHASES)},
+                "baselines": base,
+                "ratios": _ratios(series, base),
+            }
+        del size_rows, size_texts
+
+    return {
+        "machine": machine_info(postgres=True),
+        "settings": {
+            "model": {
+                "backbone": BACKBONE,
+                "shards": SHARDS,
+                "slices": SLICES,
+                "budget": BUDGET,
+                "policy": POLICY,
+                "epochs": EPOCHS,
+                "batch_size": BATCH,
+                "learning_rate": LR,
+                "lora_rank": 8,
+                "seed": SEED,
+            },
+            "train_records": args.train_records,
+            "erasures_per_series": args.erasures,
+            "warmup_requests": WARMUP,
+            "sizes": sizes,
+            "baseline_size": args.baseline_size,
+            "full": args.full,
+            "torch_threads": args.threads,
+            "full_retrain_at_baseline_size": "measured" if args.full else "extrapolated",
+            "quick": args.quick,
+            "clock": (
+                "approval_to_certificate = erasure_request_approve + erasure_request_execute "
+                "in this process; the broker hop between them is not included"
+            ),
+            "fresh_series": "model restored as trained before each request (untimed)",
+            "consecutive_series": "no restore: a stream of erasures with no retraining",
+            "baseline": (
+                "one LoRA model, all 4 groups + head trainable, unlearning.training._optimise, "
+                "same epochs/batch/lr; timed: fetch records + train + save tensors"
+            ),
+            "database": "postgresql",
+        },
+        "trained_model": trained_part,
+        "flatness": flatness,
+        "at_baseline_size": at_size,
+    }
+
+
+def _ratios(series: dict[str, Any], baselines: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("sisa_shard", "full"):
+        seconds = baselines[name]["total_s"]
+        for q in ("p50_ms", "p95_ms"):
+            out[f"{name}_over_erasure_{q[:3]}"] = ratio(
+                seconds * 1000, series["approval_to_certificate"][q], 0
+            )
+    return out
+
+
+def _print(results: dict[str, Any]) -> None:
+    a = results["trained_model"]
+    rows = []
+    for label, series in (("fresh", a["erasure_fresh"]), ("consecutive", a["erasure_consecutive"])):
+        for key in ("approval_to_certificate", "approve", "execute", *PHASES):
+            s = series[key]
+            rows.append([f"{label}: {key}", s["p50_ms"], s["p95_ms"], s["max_ms"]])
+    print_table(
+        f"A. Trained model, {a['records']:,} records (ms)", ["step", "p50", "p95", "max"], rows
+    )
+    b = a["baselines"]
+    print_table(
+        "B. Baselines on the same records",
+        ["retrain", "records", "seconds", "measured", "/ erasure p50", "/ erasure p95"],
+        [
+            [
+                name,
+                b[name]["records"],
+                b[name]["total_s"],
+                b[name]["measured"],
+                a["ratios"][f"{name}_over_erasure_p50"],
+                a["ratios"][f"{name}_over_erasure_p95"],
+            ]
+            for name in ("sisa_shard", "full")
+        ],
+    )
+    print_table(
+        "C. Flatness (ms)",
+        ["records", "deact p50", "deact p95", "appr->cert p50", "appr->cert p95", "queries"],
+        [
+            [
+                int(size),
+                s["deactivate"]["p50_ms"],
+                s["deactivate"]["p95_ms"],
+                s["approval_to_certificate"]["p50_ms"],
+                s["approval_to_certificate"]["p95_ms"],
+                s["query_profile"]["queries_total"],
+            ]
+            for size, s in results["flatness"].items()
+        ],
+    )
+    at = results["at_baseline_size"]
+    if at:
+        print_table(
+            f"At {at['records']:,} records",
+            ["retrain", "seconds", "measured", "/ erasure p50", "/ erasure p95"],
+            [
+                [
+                    name,
+                    at["baselines"][name]["total_s"],
+                    at["baselines"][name]["measured"],
+                    at["ratios"][f"{name}_over_erasure_p50"],
+                    at["ratios"][f"{name}_over_erasure_p95"],
+                ]
+                for name in ("sisa_shard", "full")
+            ],
+        )
+
+
+if __name__ == "__main__":
+    main()
