@@ -71,6 +71,7 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_
 from bench.harness import (  # noqa: E402
     Row,
     chunks,
+    copy_rows,
     django_setup,
     generate_rows,
     machine_info,
@@ -509,20 +510,6 @@ def _baselines(model: Any, shard: int, out: Path, *, full: bool) -> dict[str, An
 # --- part C: synthetic lineage at a size ---------------------------------------------------
 
 
-def _copy(table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
-    from django.db import connection
-
-    connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
-        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-            f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
-        )
-
-
 def _build(rows: list[Row], files: Path, digests: dict[tuple[int, str], str]) -> Any:
     """Empty the tables and load ``rows`` with a trained 4x4x4 model (part A's stage files)."""
     from django.db import transaction
@@ -555,12 +542,12 @@ def _build(rows: list[Row], files: Path, digests: dict[tuple[int, str], str]) ->
     now = timezone.now()
     with transaction.atomic():
         dataset = Dataset.objects.create(name="bench-erasure", labels=list(LABELS))
-        _copy(
+        copy_rows(
             Subject._meta.db_table,
             ["id", "external_ref", "created_at"],
             ((pk, ref, now) for ref, pk in subject_pk.items()),
         )
-        _copy(
+        copy_rows(
             Record._meta.db_table,
             [
                 "id",
@@ -663,7 +650,7 @@ def _build(rows: list[Row], files: Path, digests: dict[tuple[int, str], str]) ->
                 ]
             )
         record_pk = {r.external_id: i for i, r in enumerate(rows, 1)}
-        _copy(
+        copy_rows(
             SliceAssignment._meta.db_table,
             ["id", "record_id", "slice_id", "model_id", "generation"],
             (

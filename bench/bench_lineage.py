@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from bench.harness import (  # noqa: E402
     Row,
     api_client,
+    copy_rows,
     django_setup,
     generate_rows,
     machine_info,
@@ -93,20 +94,6 @@ def _truncate() -> None:
         cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
-def _copy(table: str, columns: list[str], rows: Any) -> None:
-    from django.db import connection
-
-    connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
-        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-            f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
-        )
-
-
 def _build(size: int) -> dict[str, Any]:
     """Empty the lineage tables and load ``size`` records with a trained-shape model."""
     from django.db import connection, transaction
@@ -140,12 +127,12 @@ def _build(size: int) -> dict[str, Any]:
     now = timezone.now()
     with transaction.atomic():
         dataset = Dataset.objects.create(name=f"bench-lineage-{size}", labels=list(LABELS))
-        _copy(
+        copy_rows(
             Subject._meta.db_table,
             ["id", "external_ref", "created_at"],
             ((pk, ref, now) for ref, pk in subject_id.items()),
         )
-        _copy(
+        copy_rows(
             Record._meta.db_table,
             [
                 "id",
@@ -253,7 +240,7 @@ def _build(size: int) -> dict[str, Any]:
             reason="bench",
         )
         record_pk = {r.external_id: i for i, r in enumerate(rows, 1)}
-        _copy(
+        copy_rows(
             SliceAssignment._meta.db_table,
             ["id", "record_id", "slice_id", "model_id", "generation"],
             (

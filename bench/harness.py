@@ -125,6 +125,21 @@ def generate_rows(count: int, seed: int = 0) -> Iterator[Row]:
         )
 
 
+def copy_rows(table: str, columns: list[str], rows: Any) -> None:
+    """Bulk-load rows with PostgreSQL COPY and move the id sequence past them."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+        )
+
+
 def chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
