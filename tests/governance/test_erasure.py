@@ -29,6 +29,7 @@ from governance.models import (
 from governance.services import erasure
 from governance.services.audit import audit_chain_verify
 from governance.services.serving import manifest_entries
+from tests.governance import web_helpers
 from tests.governance.api_helpers import (
     API,
     create_dataset,
@@ -36,35 +37,12 @@ from tests.governance.api_helpers import (
     run_training_inline,
     tiny_model,
 )
+from tests.governance.web_helpers import busiest_subject
 
 URL = f"{API}/erasure-requests/"
-
-
-@pytest.fixture
-def artifacts(settings, tmp_path):
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    settings.LETHE_SIGNING_KEY_PATH = tmp_path / "keys" / "signing.pem"
-    return settings.ARTIFACT_ROOT
-
-
-@pytest.fixture
-def trained(engineer, integration, sample, artifacts, django_capture_on_commit_callbacks):
-    """A tiny model (2 shards x 2 slices, 2 cyclic sequences) trained inline."""
-    dataset_id = create_dataset(integration.client, sample)
-    model = engineer.client.post(f"{API}/models/", tiny_model(dataset_id), format="json").json()
-    with django_capture_on_commit_callbacks(execute=False):
-        job = engineer.client.post(f"{API}/models/{model['id']}/train/").json()["job"]
-    run_training_inline(job)
-    return {"model": model["id"], "dataset": dataset_id}
-
-
-def busiest_subject(model_id: int) -> str:
-    counts: dict[str, int] = {}
-    for ref in SliceAssignment.objects.filter(model=model_id).values_list(
-        "record__subject__external_ref", flat=True
-    ):
-        counts[ref] = counts.get(ref, 0) + 1
-    return max(sorted(counts), key=lambda r: counts[r])
+# Fixtures shared with the web UI tests: a tiny model trained inline, files in tmp_path.
+artifacts = web_helpers.artifacts
+trained = web_helpers.trained
 
 
 def file(client, subject, key=None, **extra):
