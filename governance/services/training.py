@@ -145,7 +145,6 @@ def _user(actor: Any) -> Any:
 def model_train(*, actor: Any, model: UnlearningModel) -> TrainingJob:
     """Partition the dataset's active records into a new generation and queue training."""
     from unlearning.partition import assign
-    from unlearning.training import stage_plan
 
     caller_model = model
     with transaction.atomic():
@@ -191,12 +190,7 @@ def model_train(*, actor: Any, model: UnlearningModel) -> TrainingJob:
             model=model, generation=generation, created_by=_user(actor)
         )
         for shard_index in range(model.num_shards):
-            shard = slices[(shard_index, 0)].shard
-            plan = engine.sequence_plan(model, shard_index)
-            _create_stages(shard, stage_plan(plan), slices)
-            for index, order in enumerate(plan):
-                sequence = Sequence.objects.create(shard=shard, index=index, order=list(order))
-                tasks.append(TrainingTask(job=job, sequence=sequence))
+            tasks += _plan_shard(model, job, shard_index, slices)
         TrainingTask.objects.bulk_create(tasks)
         job.stages_total = Stage.objects.filter(
             shard__model=model, shard__generation=generation
@@ -248,6 +242,23 @@ def _create_generation(model: UnlearningModel, generation: int) -> dict[tuple[in
         [Slice(shard=shard, index=s) for shard in shards for s in range(model.num_slices)]
     )
     return {(sl.shard.index, sl.index): sl for sl in created}
+
+
+def _plan_shard(
+    model: UnlearningModel, job: TrainingJob, shard_index: int, slices: dict[tuple[int, int], Slice]
+) -> list[TrainingTask]:
+    """Sequences and stages of one shard under the model's policy; its unsaved tasks."""
+    from unlearning.training import stage_plan
+
+    shard = slices[(shard_index, 0)].shard
+    plan = engine.sequence_plan(model, shard_index)
+    _create_stages(shard, stage_plan(plan), slices)
+    return [
+        TrainingTask(
+            job=job, sequence=Sequence.objects.create(shard=shard, index=i, order=list(order))
+        )
+        for i, order in enumerate(plan)
+    ]
 
 
 def _create_stages(
@@ -506,7 +517,6 @@ def model_retrain(
     """
     from governance.services.serving import manifest_current
     from unlearning.partition import assign
-    from unlearning.training import stage_plan
 
     with transaction.atomic():
         model = UnlearningModel.objects.select_for_update().get(pk=model.pk)
@@ -571,12 +581,7 @@ def model_retrain(
             batch_size=5000,
         )
         for shard_index in due:
-            shard = slices[(shard_index, 0)].shard
-            plan = engine.sequence_plan(model, shard_index)
-            _create_stages(shard, stage_plan(plan), slices)
-            for index, order in enumerate(plan):
-                sequence = Sequence.objects.create(shard=shard, index=index, order=list(order))
-                tasks.append(TrainingTask(job=job, sequence=sequence))
+            tasks += _plan_shard(model, job, shard_index, slices)
         TrainingTask.objects.bulk_create(tasks)
         job.stages_total = Stage.objects.filter(
             shard__model=model, shard__generation=generation, shard__index__in=due
