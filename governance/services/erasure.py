@@ -26,6 +26,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -175,15 +176,6 @@ def _auto_approved(user: Any) -> bool:
 # --- impact ------------------------------------------------------------------------------
 
 
-def _serving_generations(model: UnlearningModel) -> list[int]:
-    """The generation serving now and, while a retrain runs, the one being trained."""
-    manifest = ServingManifest.objects.filter(model=model).order_by("-version").first()
-    gens = {model.generation}
-    if manifest is not None:
-        gens.add(manifest.generation)
-    return sorted(g for g in gens if g > 0)
-
-
 def _stages_reading(record_ids: Collection[int]) -> dict[int, list[Stage]]:
     """Live stages (any generation) whose lineage holds one of the records, per model."""
     stages = (
@@ -229,7 +221,9 @@ def erasure_impact(*, subject_ref: str) -> dict[str, Any]:
     for model in UnlearningModel.objects.filter(pk__in=list(cells)).order_by("pk"):
         gone = [s.pk for s in stages_by_model.get(model.pk, [])]
         per_generation: list[dict[str, Any]] = []
-        for generation in _serving_generations(model):
+        # The generation serving now and, while a retrain runs, the one being trained.
+        serving = _manifest_generation(model)
+        for generation in sorted(g for g in {model.generation, serving or 0} if g > 0):
             before = {e["shard"]: e for e in manifest_entries(model, generation=generation)}
             after = {
                 e["shard"]: e
@@ -255,10 +249,9 @@ def erasure_impact(*, subject_ref: str) -> dict[str, Any]:
                     "sequences_truncated": _truncated(model, generation, gone),
                 }
             )
-        serving_generation = max(
-            (g["generation"] for g in per_generation), default=model.generation
-        )
-        live = [g for g in per_generation if g["generation"] == _manifest_generation(model)]
+        # Retraining is judged on the generation that will serve: the serving one, else the
+        # newest (a model whose first training has not finished).
+        live = [g for g in per_generation if g["generation"] == serving] or per_generation[-1:]
         models.append(
             {
                 "model_id": model.pk,
@@ -266,11 +259,8 @@ def erasure_impact(*, subject_ref: str) -> dict[str, Any]:
                 "stages_to_deactivate": len(gone),
                 "generations": per_generation,
                 "retraining_needed": any(
-                    s["depth_after"] < model.retrain_threshold
-                    for g in (live or per_generation[-1:])
-                    for s in g["shards"]
+                    s["depth_after"] < model.retrain_threshold for g in live for s in g["shards"]
                 ),
-                "newest_generation": serving_generation,
             }
         )
     return {
@@ -617,8 +607,6 @@ def stages_destroy(*, stage_ids: Iterable[int], actor: Any, reason: str) -> list
         store = engine.artifact_store(stage.shard.model, stage.shard.generation)
         store.delete(engine.stage_key(stage))
         if stage.artifact_path:
-            from pathlib import Path
-
             Path(stage.artifact_path).unlink(missing_ok=True)
         by_model[stage.shard.model_id].append(stage)
     for model_id in by_model:
@@ -656,7 +644,7 @@ def stages_destroy(*, stage_ids: Iterable[int], actor: Any, reason: str) -> list
 
 def _certify(request: ErasureRequest) -> ErasureRequest:
     """Phase 3: build, sign and store the certificate; complete the request."""
-    from governance.certificates import certificate_sign, key_id, signing_key
+    from governance.certificates import canonical_bytes, certificate_sign, key_id, signing_key
 
     with transaction.atomic():
         request = ErasureRequest.objects.select_for_update().get(pk=request.pk)
@@ -670,8 +658,6 @@ def _certify(request: ErasureRequest) -> ErasureRequest:
         body = _certificate_body(request, issued_at=now, head=head)
         body["signing_key_id"] = key_id(signing_key().public_key())
         envelope = certificate_sign(body)
-        from governance.certificates import canonical_bytes
-
         digest = "sha256:" + hashlib.sha256(canonical_bytes(body)).hexdigest()
         certificate = DeletionCertificate.objects.create(
             request=request,
