@@ -4,12 +4,12 @@ One process, one throw-away PostgreSQL database (default ``lethe_bench_erasure``
 parts:
 
 A. **Trained model.** ``--train-records`` records (default 20,000: training all 64 stages
-   on 100k records would take about 24 minutes here; see RESULTS.md) from the sample tickets
-   (ids cycled, about N/3.5 subjects) are ingested with ``records_upsert`` in batches of
-   5,000; an m=4, L=4, B=4 cyclic model on ``tiny-bert`` is created with ``model_create``
-   and trained for real by ``model_train`` and ``training_task_run`` in this process
-   (1 epoch, batch 32, LoRA r=8): 64 stages, real safetensors files. Then 3 warm-up and
-   ``--erasures`` measured subjects go through ``erasure_request_create``,
+   on 100k records would take about 24 minutes here; see docs/benchmarks.md) from the
+   sample tickets (ids cycled, about N/3.5 subjects) are ingested with ``records_upsert``
+   in batches of 5,000; an m=4, L=4, B=4 cyclic model on ``tiny-bert`` is created with
+   ``model_create`` and trained for real by ``model_train`` and ``training_task_run`` in
+   this process (1 epoch, batch 32, LoRA r=8): 64 stages, real safetensors files. Then 3
+   warm-up and ``--erasures`` measured subjects go through ``erasure_request_create``,
    ``erasure_request_approve`` and ``erasure_request_execute``. The approval's on-commit
    enqueue is captured (no broker), so "approval to certificate" is the approve call plus
    the execute call; the phases (``_deactivate``, ``_purge``, ``_certify``) are timed
@@ -25,7 +25,7 @@ B. **Baselines, same data, same process.** One LoRA model with every layer group
    same batches, seeds, AdamW, epochs), over (a) the remaining records of the shard the
    first erasure hit (SISA-style shard retrain) and (b) all remaining records (full
    retrain). Timed: fetching the records, training, saving the tensors.
-C. **Flatness.** At each of ``--sizes`` (default 10k and 100k; ``--full`` adds 1M) the
+C. **Flatness.** At each of ``--sizes`` (default 10k, 100k and 1M) the
    governance tables are emptied and rebuilt with COPY: N records and the same model
    shape with 64 ``trained`` stages (part A's files and digests), sequences, finished
    training tasks, assignments placed by ``unlearning.partition.assign``, manifest v1 from
@@ -46,7 +46,7 @@ named by DATABASE_URL (``lethe_bench*`` names only) and drops it at the end; art
 the signing key and the broker folder live in a temporary folder removed at the end.
 
 Usage: python bench/bench_erasure.py [--train-records N] [--erasures K]
-       [--sizes 10000,100000] [--threads 1] [--full] [--quick]
+       [--sizes 10000,100000,1000000] [--threads 1] [--full] [--quick]
 """
 
 from __future__ import annotations
@@ -69,27 +69,29 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench_erasure")
 
 from bench.harness import (  # noqa: E402
+    CAPTURED,
     Row,
-    chunks,
+    capture_enqueues,
     copy_rows,
     django_setup,
     generate_rows,
+    ingest,
     machine_info,
     postgres_url,
     print_table,
     ratio,
     recreate_postgres,
+    restore_as_trained,
+    train,
     write_results,
 )
 
 SHARDS, SLICES, BUDGET, POLICY = 4, 4, 4, "cyclic"
 BACKBONE, EPOCHS, BATCH, LR, SEED = "tiny-bert", 1, 32, 1e-3, 0
-INGEST_BATCH = 5000
 WARMUP = 3
 PHASES = ("deactivate", "purge", "certify")
 
 # Filled by the hooks installed in _install_hooks.
-_CAPTURED: dict[str, list[int]] = {"erasure": [], "tasks": []}
 _PHASE_MS: dict[str, float] = {}
 # The step running now, and (while profiling one request) every query: (step, sql, ms).
 _STEP = [""]
@@ -119,13 +121,12 @@ def _stats(samples: list[float]) -> dict[str, float]:
 def _install_hooks() -> None:
     """Capture the on-commit enqueues (no broker) and time execution's three phases.
 
-    ``erasure_request_execute`` and the on-commit lambdas look these names up in their
-    module when they run, so replacing the module attributes reaches them.
+    ``erasure_request_execute`` looks the phase functions up in its module when it runs,
+    so replacing the module attributes reaches it.
     """
-    from governance.services import erasure, training
+    from governance.services import erasure
 
-    erasure._enqueue = lambda request_id: _CAPTURED["erasure"].append(request_id)  # type: ignore[assignment]
-    training._enqueue = lambda ids: _CAPTURED["tasks"].extend(ids)  # type: ignore[assignment]
+    capture_enqueues()
 
     def timed(phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -179,12 +180,12 @@ def _erase(officer: Any, ref: str) -> dict[str, Any]:
         actor=officer, subject_ref=ref, reason="bench", channel="email"
     )
     filed = time.perf_counter()
-    _CAPTURED["erasure"].clear()
+    CAPTURED["erasure"].clear()
     _STEP[0] = "approve"
     request = erasure_request_approve(actor=officer, request=request)
     approved = time.perf_counter()
-    if _CAPTURED["erasure"] != [request.pk]:
-        sys.exit(f"approval of {request.pk} queued {_CAPTURED['erasure']}")
+    if CAPTURED["erasure"] != [request.pk]:
+        sys.exit(f"approval of {request.pk} queued {CAPTURED['erasure']}")
     _PHASE_MS.clear()
     status = erasure_request_execute(request_id=request.pk)
     done = time.perf_counter()
@@ -220,40 +221,6 @@ def _erase(officer: Any, ref: str) -> dict[str, Any]:
     }
 
 
-def _restore(model: Any, texts: dict[str, tuple[str, str]], files: Path) -> None:
-    """Put the model back as trained (untimed): records, stages, files, a new manifest."""
-    from django.db import transaction
-
-    from governance import engine
-    from governance.models import Record, Stage
-    from governance.services.serving import manifest_refresh
-
-    store = engine.artifact_store(model, 1)
-    with transaction.atomic():
-        for record in Record.objects.filter(dataset=model.dataset_id, status="erased"):
-            text, label = texts[record.external_id]
-            Record.objects.filter(pk=record.pk).update(
-                status="active", erased_at=None, text=text, label=label
-            )
-        stages = list(
-            Stage.objects.filter(shard__model=model)
-            .exclude(state=Stage.State.TRAINED)
-            .select_related("shard")
-        )
-        for stage in stages:
-            key = engine.stage_key(stage)
-            target = store.path(key)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(files / target.relative_to(store.root), target)
-            Stage.objects.filter(pk=stage.pk).update(
-                state=Stage.State.TRAINED,
-                destroyed_at=None,
-                claimed_until=None,
-                artifact_path=str(target),
-            )
-        manifest_refresh(model=model, reason="bench: restored as trained")
-
-
 def _series(
     officer: Any,
     model: Any,
@@ -267,7 +234,7 @@ def _series(
     rows = []
     for n, ref in enumerate(refs):
         if restore:
-            _restore(model, texts, files)
+            restore_as_trained(model, texts, files)
         row = _erase(officer, ref)
         if n >= WARMUP:
             rows.append(row)
@@ -356,31 +323,9 @@ def _claims_ok(request_id: int) -> bool:
 # --- part A: a trained model ---------------------------------------------------------------
 
 
-def _ingest(rows: list[Row], actor: Any) -> tuple[Any, float]:
-    from governance.ingest import validate_rows
-    from governance.services.datasets import dataset_create, records_upsert
-    from unlearning.sample_data import LABELS
-
-    start = time.perf_counter()
-    dataset = dataset_create(actor=actor, name="bench-erasure", labels=list(LABELS))
-    for batch in chunks(rows, INGEST_BATCH):
-        valid, errors = validate_rows(
-            [r.as_dict() for r in batch], labels=list(LABELS), max_rows=INGEST_BATCH
-        )
-        if errors:
-            sys.exit(f"ingest rejected rows: {errors[:3]}")
-        records_upsert(actor=actor, dataset=dataset, rows=valid)
-    return dataset, time.perf_counter() - start
-
-
 def _train(engineer: Any, dataset: Any) -> tuple[Any, dict[str, Any]]:
     from governance.models import Stage
-    from governance.services.training import (
-        ModelSpec,
-        model_create,
-        model_train,
-        training_task_run,
-    )
+    from governance.services.training import ModelSpec
 
     spec = ModelSpec(
         name="bench-erasure",
@@ -395,17 +340,10 @@ def _train(engineer: Any, dataset: Any) -> tuple[Any, dict[str, Any]]:
         batch_size=BATCH,
         seed=SEED,
     )
-    model = model_create(actor=engineer, spec=spec)
-    start = time.perf_counter()
-    _CAPTURED["tasks"].clear()
-    model_train(actor=engineer, model=model)
-    for task_id in list(_CAPTURED["tasks"]):
-        training_task_run(task_id=task_id)
-    elapsed = time.perf_counter() - start
-    model.refresh_from_db()
+    model, elapsed = train(engineer, spec)
     stages = list(Stage.objects.filter(shard__model=model))
-    if len(stages) != SHARDS * SLICES * BUDGET or any(s.state != "trained" for s in stages):
-        sys.exit(f"training left {[s.state for s in stages]}")
+    if len(stages) != SHARDS * SLICES * BUDGET:
+        sys.exit(f"training made {len(stages)} stages")
     by_position: dict[str, list[float]] = {}
     for s in stages:
         by_position.setdefault(str(s.position), []).append(
@@ -690,7 +628,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-records", type=int, default=20_000)
     parser.add_argument("--erasures", type=int, default=30, help="measured requests per series")
-    parser.add_argument("--sizes", default="", help="flatness sizes (default 10000,100000)")
+    parser.add_argument("--sizes", default="", help="flatness sizes (default 10000,100000,1000000)")
     parser.add_argument("--baseline-size", type=int, default=100_000)
     parser.add_argument(
         "--threads",
@@ -701,11 +639,11 @@ def main() -> None:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="add 1,000,000 to the sizes; measure the full retrain at --baseline-size",
+        help="measure the full retrain at --baseline-size instead of extrapolating it",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 2k records, 5 requests")
     args = parser.parse_args()
-    sizes_text = args.sizes or ("10000,100000,1000000" if args.full else "10000,100000")
+    sizes_text = args.sizes or "10000,100000,1000000"
     if args.quick:
         args.train_records, args.erasures, args.baseline_size = 2000, 5, 10_000
         sizes_text = args.sizes or "2000,10000"
@@ -757,7 +695,9 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
     texts = {r.external_id: (r.text, r.label) for r in rows}
     _note_load("A: training start")
     print(f"A: ingesting {len(rows):,} records and training m=4 L=4 B=4 ...", flush=True)
-    dataset, ingest_s = _ingest(rows, integration)
+    ingest_start = time.perf_counter()
+    dataset = ingest([r.as_dict() for r in rows], integration, "bench-erasure")
+    ingest_s = time.perf_counter() - ingest_start
     model, training = _train(engineer, dataset)
     _vacuum()
     print(f"   trained 64 stages in {training['total_s']} s", flush=True)
@@ -773,7 +713,7 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
     fresh_refs = _subjects(rows, count, seed=1, exclude=set())
     stream_refs = _subjects(rows, count, seed=2, exclude=set(fresh_refs))
     fresh = _series(officer, model, fresh_refs, texts=texts, files=files, restore=True)
-    _restore(model, texts, files)
+    restore_as_trained(model, texts, files)
     stream = _series(officer, model, stream_refs, texts=texts, files=files, restore=False)
     print(
         f"   fresh approval->certificate p50 {fresh['approval_to_certificate']['p50_ms']} ms",
@@ -811,7 +751,7 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
         build_s = time.perf_counter() - start
         refs = _subjects(size_rows, count + 1, seed=size, exclude=set())
         series = _series(officer, synthetic, refs[:-1], texts=size_texts, files=files, restore=True)
-        _restore(synthetic, size_texts, files)
+        restore_as_trained(synthetic, size_texts, files)
         profile = _query_profile(officer, refs[-1])
         flatness[str(size)] = {"build_s": round(build_s, 1), **series, "query_profile": profile}
         print(
@@ -822,7 +762,7 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
         if size == args.baseline_size:
             _note_load(f"C: {size} baselines start")
             print(f"   SISA shard retrain at {size:,} records ...", flush=True)
-            _restore(synthetic, size_texts, files)
+            restore_as_trained(synthetic, size_texts, files)
             base = _baselines(synthetic, 0, tmp / "baselines", full=args.full)
             at_size = {
                 "records": size,

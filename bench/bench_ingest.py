@@ -10,13 +10,18 @@ Passes, each into empty record and subject tables (truncated in between):
 - baseline: ``Subject.objects.bulk_create`` + ``Record.objects.bulk_create`` of the same
   rows and batches, one transaction per batch (the inserts alone, no lookups or checks);
 - API, JSON bodies; then the same JSON re-posted once: the idempotent no-op pass;
-- API, CSV bodies.
+- API, CSV bodies;
+- growth: JSON batches into an empty table until it holds the largest of ``--growth``
+  records (default 10k, 100k, 1M), timing every batch against the table size before it,
+  so throughput is reported per segment (0-10k, 10k-100k, 100k-1M) and flatness is the
+  ratio of the last segment to the first.
 
 Writes bench/results/ingest.json and prints a table. The script drops and recreates the
 database named by DATABASE_URL (only ``lethe_bench*`` names are accepted; default
 postgres://postgres@127.0.0.1:5432/lethe_bench).
 
-Usage: python bench/bench_ingest.py [--records N] [--batch B] [--quick]
+Usage: python bench/bench_ingest.py [--records N] [--batch B] [--growth 10000,100000,1000000]
+       [--quick]
 """
 
 from __future__ import annotations
@@ -126,6 +131,24 @@ def _api_pass(
     return {**_summary(elapsed, records, per_batch), "outcome": totals}
 
 
+def _growth_pass(client: Any, url: str, sizes: list[int], batch_size: int) -> list[dict[str, Any]]:
+    """Grow an empty table to ``max(sizes)`` through the API; one summary per segment.
+
+    Bodies are encoded per segment just before it runs (1M records of JSON would hold about
+    200 MB at once), outside the clock.
+    """
+    segments, start_size = [], 0
+    for size in sizes:
+        rows = list(generate_rows(size - start_size, offset=start_size))
+        bodies = [json.dumps([r.as_dict() for r in b]).encode() for b in chunks(rows, batch_size)]
+        summary = _api_pass(client, url, bodies, "application/json", ("created", len(rows)))
+        segments.append({"from_records": start_size, "to_records": size, **summary})
+        print(f"  table {start_size:,} -> {size:,}: {summary['records_per_s']:,.0f} records/s",
+              flush=True)  # fmt: skip
+        start_size = size
+    return segments
+
+
 def _summary(seconds: float, records: int, per_batch_ms: list[float]) -> dict[str, Any]:
     return {
         "records": records,
@@ -145,10 +168,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument(
+        "--growth", default="10000,100000,1000000", help="table sizes ('' skips the part)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 4,000 records")
     args = parser.parse_args()
     if args.quick:
-        args.records, args.batch = 4_000, 1_000
+        args.records, args.batch, args.growth = 4_000, 1_000, "2000,6000"
+    growth = sorted({int(size) for size in args.growth.split(",") if size.strip()})
 
     url = postgres_url()
     recreate_postgres(url)
@@ -174,6 +201,11 @@ def main() -> None:
     noop = _api_pass(client, endpoint, json_bodies, "application/json", ("unchanged", len(rows)))
     _truncate()
     api_csv = _api_pass(client, endpoint, csv_bodies, "text/csv", ("created", len(rows)))
+    segments = []
+    if growth:
+        _truncate()
+        print(f"growth to {growth[-1]:,} records ...", flush=True)
+        segments = _growth_pass(client, endpoint, growth, args.batch)
 
     passes = {"orm_bulk_create": orm, "api_json": api_json, "api_json_noop": noop,
               "api_csv": api_csv}  # fmt: skip
@@ -198,7 +230,13 @@ def main() -> None:
             "api_csv_time_over_orm": ratio(api_csv["seconds"], orm["seconds"]),
             "api_csv_time_over_json": ratio(api_csv["seconds"], api_json["seconds"]),
             "noop_time_over_api_json": ratio(noop["seconds"], api_json["seconds"]),
+            "growth_last_over_first_throughput": (
+                ratio(segments[-1]["records_per_s"], segments[0]["records_per_s"])
+                if segments
+                else None
+            ),
         },
+        "growth": segments,
     }
     path = write_results("ingest", results)
     print_table(
@@ -206,6 +244,13 @@ def main() -> None:
         ["pass", "records/s", "seconds", "batch p50 ms", "batch p95 ms", "x ORM time"],
         [_table_row(name, p, orm["seconds"]) for name, p in passes.items()],
     )
+    if segments:
+        print_table(
+            "Growth through the API (JSON), throughput per segment of table size",
+            ["table size", "records/s", "seconds", "batch p50 ms", "batch p95 ms"],
+            [[f"{g['from_records']:,} -> {g['to_records']:,}", g["records_per_s"], g["seconds"],
+              g["batch"]["p50_ms"], g["batch"]["p95_ms"]] for g in segments],
+        )  # fmt: skip
     print(f"\nwrote {path.relative_to(REPO)}")
 
 

@@ -1,8 +1,9 @@
-"""Shared set-up for the governance benchmarks (bench_ingest, bench_lineage, bench_predict).
+"""Shared set-up for the benchmarks.
 
 Not a benchmark itself (``make bench`` runs only ``bench/bench_*.py``). It owns the parts
 every script needs: a throw-away database, Django configured for it, API personas, the
-deterministic record generator, percentiles and the machine block of the results file.
+deterministic record generator, percentiles, the machine block of the results file, and
+the governance lifecycle run in process (ingest, train, restore a model as trained).
 
 Django settings are read from the environment when ``django_setup`` runs, so every
 variable is set here first. ``DEBUG`` is forced off: with it on, Django formats and keeps
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -105,16 +107,17 @@ class Row:
         }
 
 
-def generate_rows(count: int, seed: int = 0) -> Iterator[Row]:
+def generate_rows(count: int, seed: int = 0, offset: int = 0) -> Iterator[Row]:
     """``count`` records: the sample tickets repeated, with ids suffixed by the cycle.
 
     One cycle is ``generate(num_subjects=1000)`` (about 3,700 messages, 1-8 per subject),
     so there are about count/3.7 subjects and a subject's records lie within one cycle.
+    ``offset`` starts at that row, so consecutive calls continue one stream.
     """
     from unlearning.sample_data import generate
 
     base = generate(num_subjects=1000, seed=seed).train
-    for i in range(count):
+    for i in range(offset, offset + count):
         cycle, r = divmod(i, len(base))
         record = base[r]
         yield Row(
@@ -184,10 +187,23 @@ def machine_info(*, postgres: bool) -> dict[str, Any]:
     return info
 
 
+def _script_path() -> str:
+    script = Path(sys.argv[0]).resolve()
+    return script.relative_to(REPO).as_posix() if script.is_relative_to(REPO) else str(script)
+
+
 def write_results(name: str, results: dict[str, Any]) -> Path:
+    """Write ``bench/results/NAME.json``, stamped with when and how it was produced."""
+    import datetime
+
+    stamped = {
+        "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python", _script_path(), *sys.argv[1:]]),
+        **results,
+    }
     path = RESULTS_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    path.write_text(json.dumps(stamped, indent=2, default=str) + "\n")
     return path
 
 
@@ -215,3 +231,93 @@ def _cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+# --- the governance lifecycle, in process (bench_erasure, bench_capacity) ------------------
+
+# Task ids and erasure request ids the services queued, captured instead of a broker.
+CAPTURED: dict[str, list[int]] = {"erasure": [], "tasks": []}
+INGEST_BATCH = 5000
+
+
+def capture_enqueues() -> None:
+    """Replace the services' on-commit enqueues with appends to ``CAPTURED`` (no broker).
+
+    The services look ``_enqueue`` up in their module when the transaction commits, so
+    replacing the module attribute reaches them.
+    """
+    from governance.services import erasure, training
+
+    erasure._enqueue = lambda request_id: CAPTURED["erasure"].append(request_id)  # type: ignore[assignment]
+    training._enqueue = lambda ids: CAPTURED["tasks"].extend(ids)  # type: ignore[assignment]
+
+
+def ingest(rows: list[dict[str, str]], actor: Any, name: str) -> Any:
+    """A new dataset holding ``rows``, through validation and ``records_upsert``."""
+    from governance.ingest import validate_rows
+    from governance.services.datasets import dataset_create, records_upsert
+    from unlearning.sample_data import LABELS
+
+    dataset = dataset_create(actor=actor, name=name, labels=list(LABELS))
+    for batch in chunks(rows, INGEST_BATCH):
+        valid, errors = validate_rows(batch, labels=list(LABELS), max_rows=INGEST_BATCH)
+        if errors:
+            sys.exit(f"ingest rejected rows: {errors[:3]}")
+        records_upsert(actor=actor, dataset=dataset, rows=valid)
+    return dataset
+
+
+def train(engineer: Any, spec: Any) -> tuple[Any, float]:
+    """Create and train a model in this process; returns it and the training seconds.
+
+    ``spec`` is a ``governance.services.training.ModelSpec``; the tasks ``model_train``
+    queues are run here by ``training_task_run``, as the training worker would.
+    """
+    from governance.models import Stage
+    from governance.services.training import model_create, model_train, training_task_run
+
+    model = model_create(actor=engineer, spec=spec)
+    start = time.perf_counter()
+    CAPTURED["tasks"].clear()
+    model_train(actor=engineer, model=model)
+    for task_id in list(CAPTURED["tasks"]):
+        training_task_run(task_id=task_id)
+    elapsed = time.perf_counter() - start
+    model.refresh_from_db()
+    states = list(Stage.objects.filter(shard__model=model).values_list("state", flat=True))
+    if not states or any(state != Stage.State.TRAINED for state in states):
+        sys.exit(f"training left stages {sorted(set(states))}")
+    return model, elapsed
+
+
+def restore_as_trained(model: Any, texts: dict[str, tuple[str, str]], files: Path) -> None:
+    """Put the model back as trained (untimed): records, stages, files, a new manifest.
+
+    ``texts`` maps each external id to its (text, label); ``files`` is a copy of the
+    generation's artifact folder taken right after training.
+    """
+    from django.db import transaction
+
+    from governance import engine
+    from governance.models import Record, Stage
+    from governance.services.serving import manifest_refresh
+
+    store = engine.artifact_store(model, 1)
+    with transaction.atomic():
+        for record in Record.objects.filter(dataset=model.dataset_id, status="erased"):
+            text, label = texts[record.external_id]
+            Record.objects.filter(pk=record.pk).update(
+                status="active", erased_at=None, text=text, label=label
+            )
+        stages = Stage.objects.filter(shard__model=model).exclude(state=Stage.State.TRAINED)
+        for stage in stages.select_related("shard"):
+            target = store.path(engine.stage_key(stage))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(files / target.relative_to(store.root), target)
+            Stage.objects.filter(pk=stage.pk).update(
+                state=Stage.State.TRAINED,
+                destroyed_at=None,
+                claimed_until=None,
+                artifact_path=str(target),
+            )
+        manifest_refresh(model=model, reason="bench: restored as trained")
