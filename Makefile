@@ -28,7 +28,7 @@ lint: install
 	$(BIN)/mypy unlearning celery_worker governance
 
 # Every bench/bench_*.py script, in order (each writes bench/results/NAME.json), then the
-# report: docs/benchmarks.md and its plots. About an hour on the 2-vCPU machine kind; the
+# report: docs/benchmarks.md and its plots. About 50 minutes on the 2-vCPU machine kind; the
 # ingest, lineage, erasure and capacity scripts need PostgreSQL (see their docstrings).
 bench: install
 	@set -e; found=0; \
