@@ -71,8 +71,9 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_
 from bench.harness import (  # noqa: E402
     CAPTURED,
     Row,
+    bulk_lineage,
     capture_enqueues,
-    copy_rows,
+    copy_records,
     django_setup,
     generate_rows,
     ingest,
@@ -454,65 +455,17 @@ def _build(rows: list[Row], files: Path, digests: dict[tuple[int, str], str]) ->
     from django.utils import timezone
 
     from governance import engine
-    from governance.models import (
-        Dataset,
-        Record,
-        Sequence,
-        Shard,
-        Slice,
-        SliceAssignment,
-        Stage,
-        Subject,
-        TrainingJob,
-        TrainingTask,
-        UnlearningModel,
-    )
+    from governance.models import Dataset, TrainingJob, TrainingTask, UnlearningModel
     from governance.services.serving import manifest_refresh
     from unlearning.artifacts import StageKey
     from unlearning.partition import assign
     from unlearning.sample_data import LABELS
-    from unlearning.training import stage_plan
 
     _truncate_all()
-    subject_pk: dict[str, int] = {}
-    for r in rows:
-        subject_pk.setdefault(r.subject_id, len(subject_pk) + 1)
     now = timezone.now()
     with transaction.atomic():
         dataset = Dataset.objects.create(name="bench-erasure", labels=list(LABELS))
-        copy_rows(
-            Subject._meta.db_table,
-            ["id", "external_ref", "created_at"],
-            ((pk, ref, now) for ref, pk in subject_pk.items()),
-        )
-        copy_rows(
-            Record._meta.db_table,
-            [
-                "id",
-                "dataset_id",
-                "subject_id",
-                "external_id",
-                "text",
-                "label",
-                "status",
-                "created_at",
-                "updated_at",
-            ],
-            (
-                (
-                    i,
-                    dataset.pk,
-                    subject_pk[r.subject_id],
-                    r.external_id,
-                    r.text,
-                    r.label,
-                    "active",
-                    now,
-                    now,
-                )
-                for i, r in enumerate(rows, 1)
-            ),
-        )
+        copy_records(rows, dataset, now)
     cells = assign(
         [(r.external_id, r.subject_id) for r in rows],
         num_shards=SHARDS,
@@ -547,55 +500,20 @@ def _build(rows: list[Row], files: Path, digests: dict[tuple[int, str], str]) ->
             started_at=now,
             finished_at=now,
         )
-        shards = Shard.objects.bulk_create(
-            [Shard(model=model, generation=1, index=i) for i in range(SHARDS)]
-        )
-        slices = {
-            (sl.shard.index, sl.index): sl
-            for sl in Slice.objects.bulk_create(
-                [Slice(shard=sh, index=s) for sh in shards for s in range(SLICES)]
-            )
-        }
-        for shard in shards:
-            plan = engine.sequence_plan(model, shard.index)
-            sequences = Sequence.objects.bulk_create(
-                [Sequence(shard=shard, index=i, order=list(o)) for i, o in enumerate(plan)]
-            )
+
+        def stage_fields(shard: int, prefix: tuple[int, ...]) -> dict[str, Any]:
+            return {
+                "artifact_path": str(store.path(StageKey(shard, prefix))),
+                "tensor_digest": digests[(shard, engine.prefix_text(prefix))],
+            }
+
+        for built in bulk_lineage(model, rows, cells, stage_fields):
             TrainingTask.objects.bulk_create(
-                [TrainingTask(job=job, sequence=s, status="done", attempts=1) for s in sequences]
-            )
-            prefixes = stage_plan(plan)
-            stages = Stage.objects.bulk_create(
                 [
-                    Stage(
-                        shard=shard,
-                        prefix=engine.prefix_text(p),
-                        position=len(p),
-                        state=Stage.State.TRAINED,
-                        trained_at=now,
-                        artifact_path=str(store.path(StageKey(shard.index, p))),
-                        tensor_digest=digests[(shard.index, engine.prefix_text(p))],
-                        lineage_digest="sha256:bench",
-                    )
-                    for p in prefixes
+                    TrainingTask(job=job, sequence=s, status="done", attempts=1)
+                    for s in built.sequences
                 ]
             )
-            Stage.slices.through.objects.bulk_create(
-                [
-                    Stage.slices.through(stage_id=st.pk, slice_id=slices[(shard.index, s)].pk)
-                    for st, p in zip(stages, prefixes, strict=True)
-                    for s in p
-                ]
-            )
-        record_pk = {r.external_id: i for i, r in enumerate(rows, 1)}
-        copy_rows(
-            SliceAssignment._meta.db_table,
-            ["id", "record_id", "slice_id", "model_id", "generation"],
-            (
-                (n, record_pk[key], slices[(c.shard, c.slice)].pk, model.pk, 1)
-                for n, (key, c) in enumerate(cells.items(), 1)
-            ),
-        )
     if manifest_refresh(model=model, reason="bench: built") is None:
         sys.exit("the built model publishes no manifest")
     _vacuum()

@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))
 from bench.harness import (  # noqa: E402
     Row,
     api_client,
-    copy_rows,
+    bulk_lineage,
+    copy_records,
     django_setup,
     generate_rows,
     machine_info,
@@ -100,66 +101,19 @@ def _build(size: int) -> dict[str, Any]:
     from django.utils import timezone
 
     from governance import engine
-    from governance.models import (
-        Dataset,
-        Record,
-        Sequence,
-        ServingManifest,
-        Shard,
-        Slice,
-        SliceAssignment,
-        Stage,
-        Subject,
-        UnlearningModel,
-    )
+    from governance.models import Dataset, ServingManifest, Stage, UnlearningModel
     from governance.services.serving import manifest_digest
     from unlearning.partition import assign
     from unlearning.sample_data import LABELS
-    from unlearning.training import stage_plan
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
     _truncate()
     rows: list[Row] = list(generate_rows(size))
-    subject_id: dict[str, int] = {}
-    for r in rows:
-        subject_id.setdefault(r.subject_id, len(subject_id) + 1)
     now = timezone.now()
     with transaction.atomic():
         dataset = Dataset.objects.create(name=f"bench-lineage-{size}", labels=list(LABELS))
-        copy_rows(
-            Subject._meta.db_table,
-            ["id", "external_ref", "created_at"],
-            ((pk, ref, now) for ref, pk in subject_id.items()),
-        )
-        copy_rows(
-            Record._meta.db_table,
-            [
-                "id",
-                "dataset_id",
-                "subject_id",
-                "external_id",
-                "text",
-                "label",
-                "status",
-                "created_at",
-                "updated_at",
-            ],
-            (
-                (
-                    i,
-                    dataset.pk,
-                    subject_id[r.subject_id],
-                    r.external_id,
-                    r.text,
-                    r.label,
-                    "active",
-                    now,
-                    now,
-                )
-                for i, r in enumerate(rows, 1)
-            ),
-        )
+        subject_id = copy_records(rows, dataset, now)
     timings["records_s"] = time.perf_counter() - start
 
     t0 = time.perf_counter()
@@ -181,48 +135,16 @@ def _build(size: int) -> dict[str, Any]:
             status=UnlearningModel.Status.READY,
             generation=1,
         )
-        shards = Shard.objects.bulk_create(
-            [Shard(model=model, generation=1, index=i) for i in range(SHARDS)]
-        )
-        slices = {
-            (sl.shard.index, sl.index): sl
-            for sl in Slice.objects.bulk_create(
-                [Slice(shard=sh, index=s) for sh in shards for s in range(SLICES)]
-            )
-        }
+
+        def stage_fields(shard: int, prefix: tuple[int, ...]) -> dict[str, Any]:
+            return {"tensor_digest": f"sha256:{shard:02d}{engine.prefix_text(prefix)}"}
+
         entries = []
-        for shard in shards:
-            plan = engine.sequence_plan(model, shard.index)
-            Sequence.objects.bulk_create(
-                [Sequence(shard=shard, index=i, order=list(o)) for i, o in enumerate(plan)]
-            )
-            prefixes = stage_plan(plan)
-            stages = Stage.objects.bulk_create(
-                [
-                    Stage(
-                        shard=shard,
-                        prefix=engine.prefix_text(p),
-                        position=len(p),
-                        state=Stage.State.TRAINED,
-                        trained_at=now,
-                        tensor_digest=f"sha256:{shard.index:02d}{engine.prefix_text(p)}",
-                        lineage_digest="sha256:bench",
-                    )
-                    for p in prefixes
-                ]
-            )
-            Stage.slices.through.objects.bulk_create(
-                [
-                    Stage.slices.through(stage_id=st.pk, slice_id=slices[(shard.index, s)].pk)
-                    for st, p in zip(stages, prefixes, strict=True)
-                    for s in p
-                ]
-            )
-            by_prefix = {st.prefix: st for st in stages}
-            serving = [by_prefix[engine.prefix_text(plan[0][:d])] for d in range(1, SLICES + 1)]
+        for built in bulk_lineage(model, rows, cells, stage_fields):
+            serving = [built.stages[built.plan[0][:d]] for d in range(1, SLICES + 1)]
             entries.append(
                 {
-                    "shard": shard.index,
+                    "shard": built.shard.index,
                     "sequence": 0,
                     "depth": SLICES,
                     "stages": [
@@ -238,15 +160,6 @@ def _build(size: int) -> dict[str, Any]:
             entries=entries,
             digest=manifest_digest(model.pk, 1, entries),
             reason="bench",
-        )
-        record_pk = {r.external_id: i for i, r in enumerate(rows, 1)}
-        copy_rows(
-            SliceAssignment._meta.db_table,
-            ["id", "record_id", "slice_id", "model_id", "generation"],
-            (
-                (n, record_pk[key], slices[(c.shard, c.slice)].pk, model.pk, 1)
-                for n, (key, c) in enumerate(cells.items(), 1)
-            ),
         )
     timings["lineage_s"] = time.perf_counter() - t0
 

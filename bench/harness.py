@@ -321,3 +321,111 @@ def restore_as_trained(model: Any, texts: dict[str, tuple[str, str]], files: Pat
                 artifact_path=str(target),
             )
         manifest_refresh(model=model, reason="bench: restored as trained")
+
+
+# --- bulk-loaded lineage (bench_erasure, bench_lineage) -------------------------------------
+
+
+def copy_records(rows: list[Row], dataset: Any, now: Any) -> dict[str, int]:
+    """COPY ``rows`` into the subject and record tables (ids from 1); subject ref → pk.
+
+    Record ``i`` (1-based, in ``rows`` order) gets primary key ``i``.
+    """
+    from governance.models import Record, Subject
+
+    subject_pk: dict[str, int] = {}
+    for r in rows:
+        subject_pk.setdefault(r.subject_id, len(subject_pk) + 1)
+    copy_rows(
+        Subject._meta.db_table,
+        ["id", "external_ref", "created_at"],
+        ((pk, ref, now) for ref, pk in subject_pk.items()),
+    )
+
+    def record_rows() -> Iterator[tuple[Any, ...]]:
+        for i, r in enumerate(rows, 1):
+            subject = subject_pk[r.subject_id]
+            yield (i, dataset.pk, subject, r.external_id, r.text, r.label, "active", now, now)
+
+    columns = ["id", "dataset_id", "subject_id", "external_id", "text", "label", "status"]
+    copy_rows(Record._meta.db_table, [*columns, "created_at", "updated_at"], record_rows())
+    return subject_pk
+
+
+@dataclass
+class BulkShard:
+    """One shard of a bulk-loaded model: its row, plan, sequence rows and stages by prefix."""
+
+    shard: Any
+    plan: list[tuple[int, ...]]
+    sequences: list[Any]
+    stages: dict[tuple[int, ...], Any]
+
+
+def bulk_lineage(
+    model: Any,
+    rows: list[Row],
+    cells: Any,
+    stage_fields: Callable[[int, tuple[int, ...]], dict[str, Any]],
+) -> list[BulkShard]:
+    """Shards, slices, sequences, ``trained`` stages and their slice links, assignments.
+
+    The model's generation 1 as ``model_train`` would leave it after training, in bulk:
+    ``engine.sequence_plan`` per shard, one stage per distinct prefix (``stage_plan``) with
+    the extra fields ``stage_fields(shard, prefix)`` gives (digests, artifact path), and
+    one assignment per record in ``cells`` (external id → ``Cell``), loaded with COPY.
+    Record primary keys are their 1-based positions in ``rows`` (as ``copy_records``).
+    Call inside a transaction.
+    """
+    from governance import engine
+    from governance.models import Sequence, Shard, Slice, SliceAssignment, Stage
+    from unlearning.training import stage_plan
+
+    shards = Shard.objects.bulk_create(
+        [Shard(model=model, generation=1, index=i) for i in range(model.num_shards)]
+    )
+    slices = {
+        (sl.shard.index, sl.index): sl
+        for sl in Slice.objects.bulk_create(
+            [Slice(shard=sh, index=s) for sh in shards for s in range(model.num_slices)]
+        )
+    }
+    built = []
+    for shard in shards:
+        plan = engine.sequence_plan(model, shard.index)
+        sequences = Sequence.objects.bulk_create(
+            [Sequence(shard=shard, index=i, order=list(o)) for i, o in enumerate(plan)]
+        )
+        prefixes = stage_plan(plan)
+        stages = Stage.objects.bulk_create(
+            [
+                Stage(
+                    shard=shard,
+                    prefix=engine.prefix_text(p),
+                    position=len(p),
+                    state=Stage.State.TRAINED,
+                    trained_at=model.created_at,
+                    lineage_digest="sha256:bench",
+                    **stage_fields(shard.index, p),
+                )
+                for p in prefixes
+            ]
+        )
+        Stage.slices.through.objects.bulk_create(
+            [
+                Stage.slices.through(stage_id=st.pk, slice_id=slices[(shard.index, s)].pk)
+                for st, p in zip(stages, prefixes, strict=True)
+                for s in p
+            ]
+        )
+        built.append(BulkShard(shard, plan, sequences, dict(zip(prefixes, stages, strict=True))))
+    record_pk = {r.external_id: i for i, r in enumerate(rows, 1)}
+    copy_rows(
+        SliceAssignment._meta.db_table,
+        ["id", "record_id", "slice_id", "model_id", "generation"],
+        (
+            (n, record_pk[key], slices[(c.shard, c.slice)].pk, model.pk, 1)
+            for n, (key, c) in enumerate(cells.items(), 1)
+        ),
+    )
+    return built
