@@ -140,9 +140,12 @@ def other_key_pem() -> bytes:
 def pdf_content(pdf: bytes) -> bytes:
     """The PDF's streams, inflated: page text appears as `(...) Tj` operators in them."""
     parts = []
-    for match in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
+    # The end-of-line before "endstream" stays in the match: a compressed stream can itself
+    # end in a CR byte, which "\r?\n" would eat, truncating it. decompressobj leaves the
+    # trailing end-of-line in unused_data instead of failing on it.
+    for match in re.finditer(rb"stream\r?\n(.*?)endstream", pdf, re.S):
         try:
-            parts.append(zlib.decompress(match.group(1)))
+            parts.append(zlib.decompressobj().decompress(match.group(1)))
         except zlib.error:
             parts.append(match.group(1))
     return b"\n".join(parts)
