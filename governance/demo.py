@@ -53,6 +53,8 @@ from django.db.models import Count
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from unlearning.demo_config import DemoConfig
+
 DATASET_NAME = "demo-support"
 MODEL_NAME = "demo"
 ACTOR = "manage.py demo"
@@ -64,29 +66,6 @@ PREDICT_BATCH = 64
 
 class DemoError(Exception):
     """A condition the person running the demo has to fix; the message says how."""
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Sizes of the demo run. The default is the engine demo's, on the real services."""
-
-    backbone: str = "minilm"
-    subjects: int = 300
-    shards: int = 2
-    slices: int = 3
-    sequences: int = 3
-    epochs: int = 2
-    learning_rate: float = 2e-3
-    seed: int = 7
-
-    @classmethod
-    def quick(cls) -> DemoConfig:
-        """A fifth of the data and two sequences per shard: under a minute on 2 cores.
-
-        With so few steps per stage the default learning rate leaves MiniLM near chance
-        (28% held-out accuracy); 1e-2 reaches about 50% at no extra cost.
-        """
-        return cls(subjects=60, sequences=2, learning_rate=1e-2)
 
 
 @dataclass(frozen=True)
@@ -601,7 +580,7 @@ class Demo:
                     base_model=cfg.backbone,
                     shards=cfg.shards,
                     slices=cfg.slices,
-                    sequences=cfg.sequences,
+                    sequences=cfg.budget,
                     sequence_policy="cyclic",
                     epochs=cfg.epochs,
                     learning_rate=cfg.learning_rate,
@@ -667,7 +646,7 @@ class Demo:
             cfg.backbone,
             cfg.shards,
             cfg.slices,
-            cfg.sequences,
+            cfg.budget,
             cfg.epochs,
             cfg.learning_rate,
         )

@@ -15,37 +15,20 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from unlearning.artifacts import LocalArtifactStore, StageArtifact, StageKey
 from unlearning.assembly import AdapterHost, LoraSettings
 from unlearning.backbones import build_base, make_collator
 from unlearning.data import Example
+from unlearning.demo_config import DemoConfig
 from unlearning.ensemble import Ensemble, StageCache, accuracy, serving_choices
 from unlearning.partition import Cell, assign
 from unlearning.policy import deactivated_prefixes, shard_report
 from unlearning.sample_data import SampleRecord, generate
 from unlearning.sequences import plan_sequences
 from unlearning.training import TrainSettings, stage_plan, train_shard
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Sizes of the demo run; ``quick`` is for smoke tests and impatient people."""
-
-    backbone: str = "minilm"
-    subjects: int = 300
-    shards: int = 2
-    slices: int = 3
-    budget: int = 3
-    epochs: int = 2
-    learning_rate: float = 2e-3
-    seed: int = 7
-
-    @classmethod
-    def quick(cls) -> DemoConfig:
-        return cls(subjects=60, budget=2, epochs=2)
 
 
 def _progress(done: int, total: int, label: str) -> None:

@@ -22,7 +22,7 @@ from django.core.management.base import CommandError
 from governance import engine
 from governance.auth import token_hash
 from governance.certificates import certificate_verify
-from governance.demo import DemoConfig, DemoError, credentials_path, demo_lock, reset_targets
+from governance.demo import DemoError, credentials_path, demo_lock, reset_targets
 from governance.models import (
     ApiToken,
     AuditEvent,
@@ -35,6 +35,7 @@ from governance.models import (
     UnlearningModel,
 )
 from governance.services.erasure import erasure_request_create
+from unlearning.demo_config import DemoConfig
 from unlearning.sample_data import generate
 
 SUBJECTS = 24  # fewer than --quick's 60: each run trains in seconds

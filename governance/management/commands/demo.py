@@ -48,7 +48,8 @@ class Command(BaseCommand):
         parser.add_argument("--subjects", type=int, default=None, help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from governance.demo import DemoConfig, DemoError, port_free, run_demo
+        from governance.demo import DemoError, port_free, run_demo
+        from unlearning.demo_config import DemoConfig
 
         config = DemoConfig.quick() if options["quick"] else DemoConfig()
         if options["backbone"]:
