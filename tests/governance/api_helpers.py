@@ -10,6 +10,26 @@ from governance.services.training import training_task_run
 from tests.personas import sample_rows
 
 API = "/api/v1"
+# The erasure register's columns (API and web exports), written out, not imported from
+# governance.services.reports: a reordered or renamed column must fail the report tests.
+REPORT_HEADER = [
+    "request_id",
+    "type",
+    "subject_ref",
+    "channel",
+    "status",
+    "received_at",
+    "due_at",
+    "extended_due_at",
+    "completed_at",
+    "outcome",
+    "records_erased",
+    "reviewer",
+    "certificate_id",
+    "days_to_complete",
+    "extension_reason",
+    "decision_note",
+]
 # What the four persona fixtures are called; tests take them with request.getfixturevalue.
 PERSONAS = ("officer", "auditor", "integration", "engineer")
 

@@ -20,28 +20,9 @@ from governance.models import AuditEvent, DeletionCertificate, ErasureRequest
 from governance.services import erasure, reports
 from governance.services.audit import audit_chain_verify
 from governance.services.datasets import dataset_create, records_upsert
-from tests.governance.api_helpers import API, error_of
+from tests.governance.api_helpers import API, REPORT_HEADER, error_of
 
 URL = f"{API}/reports/erasures/"
-# Written out, not imported: a reordered or renamed column must fail this file.
-HEADER = [
-    "request_id",
-    "type",
-    "subject_ref",
-    "channel",
-    "status",
-    "received_at",
-    "due_at",
-    "extended_due_at",
-    "completed_at",
-    "outcome",
-    "records_erased",
-    "reviewer",
-    "certificate_id",
-    "days_to_complete",
-    "extension_reason",
-    "decision_note",
-]
 MARCH = datetime(2024, 3, 1, tzinfo=UTC)
 
 
@@ -115,11 +96,11 @@ def test_csv_header_is_exact_and_one_row_per_request_in_the_period(officer, desk
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     text = response.content.decode()
-    assert text.startswith(",".join(HEADER) + "\r\n")  # RFC 4180 line ends
+    assert text.startswith(",".join(REPORT_HEADER) + "\r\n")  # RFC 4180 line ends
     header, *rows = csv_rows(text)
-    assert header == HEADER
+    assert header == REPORT_HEADER
     assert [int(r[0]) for r in rows] == [r.pk for r in inside]
-    first = dict(zip(HEADER, rows[0], strict=True))
+    first = dict(zip(REPORT_HEADER, rows[0], strict=True))
     assert first["type"] == "erasure"
     assert first["subject_ref"] == "a"
     assert first["received_at"] == "2024-03-01T00:00:00Z"
@@ -226,7 +207,7 @@ def test_csv_cells_that_would_run_as_formulas_are_neutralised(desk):
 
     _, *rows = csv_rows(reports.report_csv(reports.erasure_report(since=None, until=None)))
 
-    subjects = [r[HEADER.index("subject_ref")] for r in rows]
+    subjects = [r[REPORT_HEADER.index("subject_ref")] for r in rows]
     assert subjects == [
         '\'=HYPERLINK("http://x")',
         "'+1",
@@ -236,9 +217,9 @@ def test_csv_cells_that_would_run_as_formulas_are_neutralised(desk):
         "'\rx",
         'plain, "quoted"\nsubject',
     ]
-    notes = {r[HEADER.index("decision_note")] for r in rows}
+    notes = {r[REPORT_HEADER.index("decision_note")] for r in rows}
     assert notes == {"'=cmd|' /C calc'!A0", "ok"}
-    assert all(r[HEADER.index("request_id")].isdigit() for r in rows)
+    assert all(r[REPORT_HEADER.index("request_id")].isdigit() for r in rows)
 
 
 def test_json_summary_counts_and_response_times(officer, desk):
