@@ -24,10 +24,10 @@ import os
 import secrets
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -36,6 +36,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
+
+T = TypeVar("T")
 
 ALGORITHM = "Ed25519"
 KEY_ID_PREFIX = "ed25519:"
@@ -497,17 +499,12 @@ def _stages_render(pdf: FPDF, stages: Any) -> None:
     _field(pdf, "Stages destroyed", len(stages))
     if not stages:
         return
-    pdf.set_font("helvetica", size=7)
-    widths = tuple(width for _, _, width in _STAGE_COLUMNS)
-    with pdf.table(col_widths=widths, text_align="LEFT", line_height=4, padding=1) as table:
-        header = table.row()
-        for _, title, _ in _STAGE_COLUMNS:
-            header.cell(title)
-        for stage in stages:
-            row = table.row()
-            for key, _, _ in _STAGE_COLUMNS:
-                text = _display(stage.get(key, "-"))
-                row.cell(pdf_text(_shorten(text) if key == "tensor_digest" else text))
+
+    def text_of(stage: dict[str, Any], key: str) -> str:
+        text = _display(stage.get(key, "-"))
+        return _shorten(text) if key == "tensor_digest" else text
+
+    pdf_table(pdf, _STAGE_COLUMNS, stages, text_of, line_height=4)
     pdf.ln(1)
     known = {key for key, _, _ in _STAGE_COLUMNS}
     for stage in stages:
@@ -580,6 +577,31 @@ def _shorten(text: str, limit: int = 26) -> str:
         return text
     keep = (limit - 3) // 2
     return f"{text[: limit - 3 - keep]}...{text[-keep:]}"
+
+
+def pdf_table(
+    pdf: FPDF,
+    columns: Sequence[tuple[str, str, float]],
+    items: Iterable[T],
+    text_of: Callable[[T, str], str],
+    *,
+    line_height: float,
+) -> None:
+    """A table in 7-point type: a header of titles, then one row per item.
+
+    ``columns`` holds (key, title, width in mm); each cell is ``text_of(item, key)``,
+    made printable with ``pdf_text``.
+    """
+    pdf.set_font("helvetica", size=7)
+    widths = tuple(width for _, _, width in columns)
+    with pdf.table(col_widths=widths, text_align="LEFT", line_height=line_height, padding=1) as t:
+        header = t.row()
+        for _, title, _ in columns:
+            header.cell(title)
+        for item in items:
+            row = t.row()
+            for key, _, _ in columns:
+                row.cell(pdf_text(text_of(item, key)))
 
 
 def pdf_text(text: str) -> str:

@@ -29,7 +29,7 @@ from django.utils import timezone
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from governance.certificates import pdf_text
+from governance.certificates import pdf_table, pdf_text
 from governance.errors import ApplicationError
 from governance.models import ErasureEvent, ErasureRequest
 from governance.services.audit import audit_event_append
@@ -360,16 +360,7 @@ def report_pdf(
         pdf.set_font("helvetica", size=9)
         pdf.cell(0, 5, "No request was received in this period.")
         return bytes(pdf.output())
-    pdf.set_font("helvetica", size=7)
-    widths = tuple(width for _, _, width in _PDF_COLUMNS)
-    with pdf.table(col_widths=widths, text_align="LEFT", line_height=3.5, padding=1) as table:
-        header = table.row()
-        for _, title, _ in _PDF_COLUMNS:
-            header.cell(title)
-        for row in rows:
-            cells = table.row()
-            for key, _, _ in _PDF_COLUMNS:
-                cells.cell(pdf_text(_pdf_value(row, key)))
+    pdf_table(pdf, _PDF_COLUMNS, rows, _pdf_value, line_height=3.5)
     return bytes(pdf.output())
 
 
