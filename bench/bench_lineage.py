@@ -9,7 +9,7 @@ training runs: a lookup only reads rows. Then ``VACUUM ANALYZE``.
 
 At each size, ~200 random subjects are looked up twice, in alternating order:
 ``GET /api/v1/subjects/{id}/lineage/`` through DRF's in-process ``APIClient`` with a privacy
-officer's token, and ``governance.selectors.subject_lineage`` called directly (baseline).
+officer's token, and ``governance.selectors.lineage.subject_lineage`` called directly (baseline).
 At the largest size the selector's queries are captured and run under
 ``EXPLAIN (ANALYZE, BUFFERS)``; the plans are stored with the relations each one scans.
 
@@ -180,7 +180,7 @@ def _build(size: int) -> dict[str, Any]:
 
 
 def _measure(client: Any, refs: list[str], lookups: int, seed: int) -> dict[str, Any]:
-    from governance.selectors import subject_lineage
+    from governance.selectors.lineage import subject_lineage
 
     rng = random.Random(seed)
     chosen = rng.sample(refs, min(lookups + WARMUP, len(refs)))
@@ -222,7 +222,7 @@ def _query_counts(client: Any, ref: str) -> dict[str, int]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from governance.selectors import subject_lineage
+    from governance.selectors.lineage import subject_lineage
 
     with CaptureQueriesContext(connection) as api:
         client.get(f"/api/v1/subjects/{ref}/lineage/")
@@ -236,7 +236,7 @@ def _explain(ref: str) -> list[dict[str, Any]]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from governance.selectors import subject_lineage
+    from governance.selectors.lineage import subject_lineage
 
     with CaptureQueriesContext(connection) as captured:
         subject_lineage(subject_ref=ref)

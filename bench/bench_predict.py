@@ -102,7 +102,7 @@ def _engine_ensemble(model: Any) -> Any:
     """The engine's own serving choice for the model's sequences, on a fresh host."""
     from governance import engine
     from governance.models import Shard
-    from governance.services.serving import manifest_current
+    from governance.selectors.manifests import manifest_current
     from unlearning.assembly import AdapterHost
     from unlearning.backbones import build_base
     from unlearning.ensemble import Ensemble, StageCache, serving_choices

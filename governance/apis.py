@@ -19,11 +19,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance import selectors
-from governance.auth import Role, roles
+from governance.auth import roles
 from governance.errors import ApplicationError
 from governance.ingest import INGEST_PARSER_CLASSES, rows_from_request, validate_rows
 from governance.models import Dataset, UnlearningModel
+from governance.permissions import Role
+from governance.selectors.audit import audit_event_list
+from governance.selectors.lineage import subject_lineage
+from governance.selectors.models import model_detail
 from governance.services.datasets import dataset_create, records_upsert
 from governance.services.serving import model_predict
 from governance.services.training import ModelSpec, model_create, model_train
@@ -156,7 +159,7 @@ class SubjectLineageApi(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, subject_id: str) -> Response:
-        lineage = selectors.subject_lineage(subject_ref=subject_id)
+        lineage = subject_lineage(subject_ref=subject_id)
         if not lineage["records"]:
             raise ApplicationError(
                 code="not_found",
@@ -275,7 +278,7 @@ def _valid(
 
 
 def _model_body(model: UnlearningModel) -> dict[str, Any]:
-    detail = selectors.model_detail(model=model)
+    detail = model_detail(model=model)
     job = detail["job"]
     return {
         "id": model.pk,
@@ -329,7 +332,7 @@ class AuditEventListApi(APIView):
     @extend_schema(parameters=[FilterSerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         filters = _valid(self.FilterSerializer, request.query_params.dict())
-        events = selectors.audit_event_list(**filters)
+        events = audit_event_list(**filters)
         last = events[-1].seq if len(events) == filters["limit"] else None
         return Response(
             {

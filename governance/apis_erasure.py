@@ -24,9 +24,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.apis import StrictCharField, StrictSerializer, _valid
-from governance.auth import Role, roles, user_has_role
+from governance.auth import roles, user_has_role
 from governance.errors import ApplicationError
 from governance.models import ErasureRequest
+from governance.permissions import Role
 from governance.services import erasure
 
 FILERS = roles(Role.PRIVACY_OFFICER, Role.INTEGRATION)

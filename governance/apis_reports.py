@@ -19,8 +19,9 @@ from rest_framework.views import APIView
 
 from governance.apis import StrictSerializer, _valid
 from governance.apis_erasure import ViewFormatNegotiation
-from governance.auth import Role, roles
+from governance.auth import roles
 from governance.models import ErasureRequest
+from governance.permissions import Role
 from governance.services import reports
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.auth.models import Group, User
@@ -26,6 +25,7 @@ from rest_framework.request import Request
 
 from governance.errors import ApplicationError
 from governance.models import ApiToken
+from governance.permissions import Role
 from governance.services.audit import audit_event_append
 
 if TYPE_CHECKING:
@@ -36,15 +36,6 @@ KEYWORD = "Token"
 # Writing last_used_at on every request would turn every read into a write; a minute's
 # precision is enough to tell a live token from an abandoned one.
 LAST_USED_PRECISION = timedelta(minutes=1)
-
-
-class Role(StrEnum):
-    """The four roles of DESIGN §7; each is a Django auth Group of the same name."""
-
-    PRIVACY_OFFICER = "privacy_officer"
-    AUDITOR = "auditor"
-    INTEGRATION = "integration"
-    ML_ENGINEER = "ml_engineer"
 
 
 def _role_list() -> str:

@@ -388,7 +388,7 @@ class Demo:
     # 2. accounts ------------------------------------------------------------------------
 
     def _accounts(self) -> dict[str, DemoAccount]:
-        from governance.auth import Role
+        from governance.permissions import Role
 
         stored = self._read_credentials()
         plan = {
@@ -748,7 +748,7 @@ class Demo:
                 raise
 
     def _describe_serving(self, model: Any) -> None:
-        from governance.services.serving import manifest_current
+        from governance.selectors.manifests import manifest_current
 
         manifest = manifest_current(model)
         depths = {e["shard"]: e for e in manifest.entries}

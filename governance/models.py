@@ -16,6 +16,7 @@ from typing import ClassVar
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 
 
 class Subject(models.Model):
@@ -306,6 +307,24 @@ class TrainingTask(models.Model):
         return f"training task {self.pk} ({self.status})"
 
 
+class ErasureRequestQuerySet(models.QuerySet["ErasureRequest"]):
+    """The deadline rules as SQL, the twins of ``ErasureRequest.deadline`` and ``is_overdue``."""
+
+    def open(self) -> ErasureRequestQuerySet:
+        return self.exclude(status__in=ErasureRequest.CLOSED)
+
+    def with_deadline(self) -> ErasureRequestQuerySet:
+        """Annotate ``deadline_at``: the extended deadline when there is one, else ``due_at``."""
+        return self.annotate(deadline_at=Coalesce("extended_due_at", "due_at"))
+
+    def overdue(self, now: datetime) -> ErasureRequestQuerySet:
+        """Open requests whose deadline in force has passed: the one meaning of "overdue"."""
+        return self.open().with_deadline().filter(deadline_at__lt=now)  # type: ignore[misc]
+
+    def not_overdue(self, now: datetime) -> ErasureRequestQuerySet:
+        return self.exclude(pk__in=self.overdue(now).values("pk"))
+
+
 class ErasureRequest(models.Model):
     """A data subject's request to erase their data (GDPR Art. 17), from intake to proof.
 
@@ -328,6 +347,9 @@ class ErasureRequest(models.Model):
         LETTER = "letter"
         PHONE = "phone"
         OTHER = "other"
+
+    # A closed request takes no more decisions and can no longer be overdue.
+    CLOSED: ClassVar = (Status.COMPLETED, Status.REJECTED)
 
     subject_ref = models.CharField(max_length=200)
     subject = models.ForeignKey(
@@ -358,6 +380,8 @@ class ErasureRequest(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ErasureRequestQuerySet.as_manager()
+
     class Meta:
         constraints: ClassVar = [
             models.UniqueConstraint(
@@ -382,7 +406,28 @@ class ErasureRequest(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status not in (self.Status.COMPLETED, self.Status.REJECTED)
+        return self.status not in self.CLOSED
+
+    def is_overdue(self, now: datetime) -> bool:
+        """Open and past the deadline in force (``ErasureRequestQuerySet.overdue`` in SQL)."""
+        return self.is_open and self.deadline < now
+
+    # State-machine guards: the services enforce them, the views and API ask them.
+    @property
+    def can_approve(self) -> bool:
+        return self.status == self.Status.RECEIVED
+
+    @property
+    def can_reject(self) -> bool:
+        return self.status == self.Status.RECEIVED
+
+    @property
+    def can_extend(self) -> bool:
+        return self.is_open and self.extended_due_at is None
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status == self.Status.FAILED
 
 
 class ErasureEvent(models.Model):

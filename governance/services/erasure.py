@@ -36,7 +36,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from governance import engine
-from governance.auth import Role, user_has_role
+from governance.auth import user_has_role
 from governance.errors import ApplicationError
 from governance.models import (
     AuditEvent,
@@ -51,6 +51,8 @@ from governance.models import (
     Subject,
     UnlearningModel,
 )
+from governance.permissions import Role
+from governance.selectors.manifests import manifest_latest
 from governance.services.audit import actor_name, audit_event_append
 
 # GDPR Art. 12(3): answer within one month, extendable once by two further months.
@@ -275,7 +277,7 @@ def erasure_impact(*, subject_ref: str) -> dict[str, Any]:
 
 
 def _manifest_generation(model: UnlearningModel) -> int | None:
-    manifest = ServingManifest.objects.filter(model=model).order_by("-version").first()
+    manifest = manifest_latest(model)
     return manifest.generation if manifest else None
 
 
@@ -554,7 +556,7 @@ def _deactivate_stages(record_ids: list[int]) -> dict[int, list[dict[str, Any]]]
 
 
 def _manifest_ref(model: UnlearningModel) -> dict[str, Any] | None:
-    manifest = ServingManifest.objects.filter(model=model).order_by("-version").first()
+    manifest = manifest_latest(model)
     if manifest is None:
         return None
     return {
@@ -567,7 +569,7 @@ def _manifest_ref(model: UnlearningModel) -> dict[str, Any] | None:
 
 def _i2_check(model: UnlearningModel) -> str:
     """I2 on the current manifest: no serving stage reads an erased record."""
-    manifest = ServingManifest.objects.filter(model=model).order_by("-version").first()
+    manifest = manifest_latest(model)
     if manifest is None:
         return "passed"
     ids = [s["id"] for e in manifest.entries for s in e["stages"]]

@@ -27,8 +27,8 @@ from django.db import transaction
 from governance import engine
 from governance.errors import ApplicationError
 from governance.models import Record, SliceAssignment, Stage, UnlearningModel
+from governance.selectors.manifests import manifest_current
 from governance.services.audit import audit_event_append
-from governance.services.serving import manifest_current
 
 if TYPE_CHECKING:
     from unlearning.assembly import AdapterHost

@@ -26,6 +26,7 @@ from django.db import transaction
 from governance import engine
 from governance.errors import ApplicationError
 from governance.models import ServingManifest, Shard, Stage, TrainingTask, UnlearningModel
+from governance.selectors.manifests import manifest_current, manifest_latest
 from governance.services.audit import audit_event_append
 
 
@@ -113,7 +114,7 @@ def manifest_refresh(
         model = UnlearningModel.objects.select_for_update().get(pk=model.pk)
         entries = manifest_entries(model)
         generation = model.generation
-        current = ServingManifest.objects.filter(model=model).order_by("-version").first()
+        current = manifest_latest(model)
         # A new generation (first training or a retrain) takes over only once every one
         # of its shards can serve; until then the previous generation keeps serving.
         new_generation = current is None or current.generation != model.generation
@@ -145,17 +146,6 @@ def manifest_refresh(
                 "depths": {e["shard"]: e["depth"] for e in entries},
                 "reason": reason,
             },
-        )
-    return manifest
-
-
-def manifest_current(model: UnlearningModel) -> ServingManifest:
-    manifest = ServingManifest.objects.filter(model=model).order_by("-version").first()
-    if manifest is None:
-        raise ApplicationError(
-            code="model_not_ready",
-            status=409,
-            message="model: no serving manifest yet; train the model first",
         )
     return manifest
 

@@ -474,7 +474,7 @@ def shards_due_for_retraining(model: UnlearningModel) -> list[int]:
 
     A shard missing from the manifest (no clean prefix left) serves at depth 0.
     """
-    from governance.services.serving import manifest_current
+    from governance.selectors.manifests import manifest_current
 
     manifest = manifest_current(model)
     depths = {e["shard"]: e["depth"] for e in manifest.entries}
@@ -515,7 +515,7 @@ def model_retrain(
     Returns:
         The job, or None when no shard is due.
     """
-    from governance.services.serving import manifest_current
+    from governance.selectors.manifests import manifest_current
     from unlearning.partition import assign
 
     with transaction.atomic():
@@ -692,7 +692,7 @@ def generations_retire(*, model: UnlearningModel, actor: Any = "worker") -> list
     """Retire stages of generations older than the serving one: bytes destroyed, audited."""
     from pathlib import Path
 
-    from governance.services.serving import manifest_current
+    from governance.selectors.manifests import manifest_current
 
     serving = manifest_current(model).generation
     stages = list(

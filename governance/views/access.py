@@ -33,7 +33,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import render
 
-from governance.auth import Role
+from governance.permissions import Role
 
 View = Callable[..., HttpResponse]
 

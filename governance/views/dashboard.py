@@ -7,8 +7,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from governance import selectors
 from governance.models import TrainingJob, UnlearningModel
+from governance.selectors.models import model_detail
 from governance.views.access import MODEL_READERS, READERS, render_page, role_required, user_roles
 from governance.views.requests import open_requests_by_deadline, request_row
 
@@ -18,7 +18,7 @@ ACTIVE_JOB = (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
 
 def model_health(model: UnlearningModel) -> dict[str, Any]:
     """Per shard: serving sequence, depth and deletions left; and any retraining underway."""
-    detail = selectors.model_detail(model=model)
+    detail = model_detail(model=model)
     retrain = (
         TrainingJob.objects.filter(
             model=model, kind=TrainingJob.Kind.RETRAIN, status__in=ACTIVE_JOB

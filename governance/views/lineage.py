@@ -6,8 +6,8 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from governance import selectors
 from governance.models import ErasureRequest
+from governance.selectors import lineage as lineage_selectors
 from governance.views.access import READERS, render_page, role_required
 from governance.views.forms import SubjectLookupForm
 
@@ -48,7 +48,7 @@ def subject_lineage(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form}
     if form.is_valid():
         ref = form.cleaned_data["subject_ref"]
-        context["lineage"] = lineage_view_model(selectors.subject_lineage(subject_ref=ref))
+        context["lineage"] = lineage_view_model(lineage_selectors.subject_lineage(subject_ref=ref))
         context["requests"] = list(ErasureRequest.objects.filter(subject_ref=ref))
         context["subject_ref"] = ref
     return render_page(request, "lethe/lineage.html", context, section="lineage")

@@ -8,8 +8,9 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 
-from governance import engine, selectors
+from governance import engine
 from governance.models import ServingManifest, Shard, Stage, TrainingJob, UnlearningModel
+from governance.selectors.models import model_detail
 from governance.views.access import MODEL_READERS, render_page, role_required
 
 MANIFESTS_SHOWN = 50
@@ -100,7 +101,7 @@ def _generations(model: UnlearningModel, manifest: ServingManifest | None) -> li
 @role_required(*MODEL_READERS)
 def model_list(request: HttpRequest) -> HttpResponse:
     models = [
-        {"model": m, **_progress(selectors.model_detail(model=m)["job"])}
+        {"model": m, **_progress(model_detail(model=m)["job"])}
         for m in UnlearningModel.objects.select_related("dataset").order_by("name")
     ]
     return render_page(request, "lethe/models/list.html", {"models": models}, section="models")
@@ -109,7 +110,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
 @role_required(*MODEL_READERS)
 def model_page(request: HttpRequest, pk: int) -> HttpResponse:
     model = get_object_or_404(UnlearningModel.objects.select_related("dataset"), pk=pk)
-    detail = selectors.model_detail(model=model)
+    detail = model_detail(model=model)
     manifests = list(ServingManifest.objects.filter(model=model).order_by("-version"))
     manifest = manifests[0] if manifests else None
     available = sorted(

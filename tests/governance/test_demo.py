@@ -332,8 +332,8 @@ def test_a_taken_port_is_refused_before_any_work(demo_env):
 @pytest.mark.django_db
 def test_a_rerun_retrains_shards_that_no_longer_serve(demo_env):
     """After enough erasures a shard has no clean prefix; the next run retrains it first."""
+    from governance.selectors.manifests import manifest_current
     from governance.services.erasure import erasure_request_approve, erasure_request_execute
-    from governance.services.serving import manifest_current
     from governance.services.training import shards_due_for_retraining
 
     run(demo_env)

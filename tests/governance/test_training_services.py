@@ -20,7 +20,8 @@ from governance.models import (
     TrainingJob,
     TrainingTask,
 )
-from governance.selectors import model_detail, subject_lineage
+from governance.selectors.lineage import subject_lineage
+from governance.selectors.models import model_detail
 from governance.services.audit import event_hash
 from governance.services.datasets import dataset_create, records_upsert
 from governance.services.serving import manifest_refresh, model_predict, predictors

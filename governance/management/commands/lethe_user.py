@@ -6,8 +6,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.auth import Role, user_create_with_role
+from governance.auth import user_create_with_role
 from governance.errors import ApplicationError
+from governance.permissions import Role
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Reads: lineage and model status. Indexed lookups only, no scans.
+"""Reads: lineage. Indexed lookups only, no scans.
 
 ``subject_lineage`` answers "which model components learned from this person?" with a fixed
 number of queries, each driven by an index: records by subject, assignments by record,
@@ -12,21 +12,14 @@ from typing import Any
 
 from django.db.models import F
 
-from governance.models import (
-    AuditEvent,
-    Record,
-    ServingManifest,
-    SliceAssignment,
-    Stage,
-    TrainingJob,
-    UnlearningModel,
-)
+from governance.models import Record, SliceAssignment, Stage, UnlearningModel
+from governance.selectors.manifests import manifest_latest
 
 
 def _serving_stage_ids(models: list[UnlearningModel]) -> dict[int, tuple[int | None, set[int]]]:
     out: dict[int, tuple[int | None, set[int]]] = {}
     for model in models:
-        manifest = ServingManifest.objects.filter(model=model).order_by("-version").first()
+        manifest = manifest_latest(model)
         ids = {s["id"] for e in manifest.entries for s in e["stages"]} if manifest else set()
         out[model.pk] = (manifest.version if manifest else None, ids)
     return out
@@ -116,67 +109,3 @@ def _model_lineage(
         "records": trained,
         "not_yet_trained": not_yet,
     }
-
-
-def model_detail(*, model: UnlearningModel) -> dict[str, Any]:
-    """Status, training progress and, per shard, the serving choice and deletions left."""
-    from unlearning.policy import expected_deletions_left
-
-    job = TrainingJob.objects.filter(model=model).order_by("-pk").first()
-    manifest = ServingManifest.objects.filter(model=model).order_by("-version").first()
-    serving = {e["shard"]: e for e in manifest.entries} if manifest else {}
-    dirty: dict[int, set[int]] = defaultdict(set)
-    for shard_index, slice_index in (
-        SliceAssignment.objects.filter(
-            model=model, generation=model.generation, record__status=Record.Status.ERASED
-        )
-        .values_list("slice__shard__index", "slice__index")
-        .distinct()
-    ):
-        dirty[shard_index].add(slice_index)
-    shards = []
-    for shard in model.shards.filter(generation=model.generation).order_by("index"):
-        sequences = [tuple(s.order) for s in shard.sequences.order_by("index")]
-        entry = serving.get(shard.index)
-        shards.append(
-            {
-                "index": shard.index,
-                "serving_sequence": entry["sequence"] if entry else None,
-                "depth": entry["depth"] if entry else 0,
-                "deleted_slices": sorted(dirty[shard.index]),
-                "deletions_left": round(
-                    expected_deletions_left(
-                        sequences, dirty[shard.index], model.num_slices, model.retrain_threshold
-                    ),
-                    2,
-                ),
-            }
-        )
-    return {
-        "model": model,
-        "job": job,
-        "manifest_version": manifest.version if manifest else None,
-        "shards": shards,
-    }
-
-
-def audit_event_list(
-    *,
-    after_seq: int = 0,
-    limit: int = 100,
-    action: str | None = None,
-    actor: str | None = None,
-    object_type: str | None = None,
-    object_id: str | None = None,
-    since: Any = None,
-    until: Any = None,
-) -> list[AuditEvent]:
-    """Audit events after ``after_seq`` in chain order (keyset paging on the unique seq)."""
-    events = AuditEvent.objects.filter(seq__gt=after_seq)
-    exact = {"action": action, "actor": actor, "object_type": object_type, "object_id": object_id}
-    events = events.filter(**{k: v for k, v in exact.items() if v is not None})
-    if since is not None:
-        events = events.filter(created_at__gte=since)
-    if until is not None:
-        events = events.filter(created_at__lt=until)
-    return list(events.order_by("seq")[:limit])

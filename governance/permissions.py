@@ -1,0 +1,146 @@
+"""Who may do what: the one role matrix, and the one check the API and the pages call.
+
+Every endpoint and every page names an ``Action``; ``user_can`` answers from ``MATRIX``.
+Superusers may do everything. Integration accounts are service accounts: the REST API is
+their interface, so no page is open to them (``Channel.WEB`` drops that role), and the
+API's own matrix is the same table read without that exception.
+
+=======================  ===============  =======  ===========  ===========
+action                   privacy_officer  auditor  integration  ml_engineer
+=======================  ===============  =======  ===========  ===========
+dataset_write            .                .        yes          yes
+catalog_read             yes              yes      yes          yes
+model_write              .                .        .            yes
+model_read               yes              yes      yes          yes
+model_predict            .                .        yes          yes
+lineage_read             yes              yes      yes          .
+erasure_file             yes              .        yes          .
+erasure_read             yes              yes      yes          .
+erasure_read_all         yes              yes      .            .
+erasure_decide           yes              .        .            .
+audit_read               yes              yes      .            .
+report_read              yes              yes      .            .
+=======================  ===============  =======  ===========  ===========
+
+ML engineers see the models they train but no data subjects: lineage and requests name
+people. ``erasure_read`` lets an integration account read the requests it filed;
+``erasure_read_all`` is what lets officers and auditors read everyone's.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rest_framework.permissions import BasePermission
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+
+class Role(StrEnum):
+    """The four roles; each is a Django auth Group of the same name."""
+
+    PRIVACY_OFFICER = "privacy_officer"
+    AUDITOR = "auditor"
+    INTEGRATION = "integration"
+    ML_ENGINEER = "ml_engineer"
+
+
+class Action(StrEnum):
+    """What a request asks to do, named for the permission rather than for a role."""
+
+    DATASET_WRITE = "dataset_write"
+    CATALOG_READ = "catalog_read"
+    MODEL_WRITE = "model_write"
+    MODEL_READ = "model_read"
+    MODEL_PREDICT = "model_predict"
+    LINEAGE_READ = "lineage_read"
+    ERASURE_FILE = "erasure_file"
+    ERASURE_READ = "erasure_read"
+    ERASURE_READ_ALL = "erasure_read_all"
+    ERASURE_DECIDE = "erasure_decide"
+    AUDIT_READ = "audit_read"
+    REPORT_READ = "report_read"
+
+
+class Channel(StrEnum):
+    API = "api"
+    WEB = "web"
+
+
+_OFFICER, _AUDITOR, _INTEGRATION, _ENGINEER = (
+    Role.PRIVACY_OFFICER,
+    Role.AUDITOR,
+    Role.INTEGRATION,
+    Role.ML_ENGINEER,
+)
+
+MATRIX: dict[Action, frozenset[Role]] = {
+    Action.DATASET_WRITE: frozenset({_INTEGRATION, _ENGINEER}),
+    Action.CATALOG_READ: frozenset(Role),
+    Action.MODEL_WRITE: frozenset({_ENGINEER}),
+    Action.MODEL_READ: frozenset(Role),
+    Action.MODEL_PREDICT: frozenset({_INTEGRATION, _ENGINEER}),
+    Action.LINEAGE_READ: frozenset({_OFFICER, _AUDITOR, _INTEGRATION}),
+    Action.ERASURE_FILE: frozenset({_OFFICER, _INTEGRATION}),
+    Action.ERASURE_READ: frozenset({_OFFICER, _AUDITOR, _INTEGRATION}),
+    Action.ERASURE_READ_ALL: frozenset({_OFFICER, _AUDITOR}),
+    Action.ERASURE_DECIDE: frozenset({_OFFICER}),
+    Action.AUDIT_READ: frozenset({_OFFICER, _AUDITOR}),
+    Action.REPORT_READ: frozenset({_OFFICER, _AUDITOR}),
+}
+
+# Service accounts use the API only.
+_API_ONLY = frozenset({Role.INTEGRATION})
+
+
+def roles_for(action: Action, channel: Channel = Channel.API) -> frozenset[Role]:
+    """The roles that may do ``action`` through ``channel``."""
+    allowed = MATRIX[action]
+    return allowed - _API_ONLY if channel is Channel.WEB else allowed
+
+
+def user_roles(user: Any) -> frozenset[Role]:
+    """The roles a user holds (one query); superusers hold them all."""
+    if not getattr(user, "is_authenticated", False):
+        return frozenset()
+    if user.is_superuser:
+        return frozenset(Role)
+    names = set(user.groups.values_list("name", flat=True))
+    return frozenset(role for role in Role if role.value in names)
+
+
+def roles_can(held: frozenset[Role], action: Action, channel: Channel = Channel.API) -> bool:
+    """``user_can`` for roles already looked up (a page asks several questions at once)."""
+    return bool(held & roles_for(action, channel))
+
+
+def user_can(user: Any, action: Action, channel: Channel = Channel.API) -> bool:
+    """Whether ``user`` may do ``action`` through ``channel``: the one permission check."""
+    return roles_can(user_roles(user), action, channel)
+
+
+class _Allowed(BasePermission):
+    """DRF's side of ``user_can``; built per action by ``allowed``."""
+
+    action: ClassVar[Action]
+    message = "This action requires a role."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        # An anonymous request is refused with 401 (DRF asks the authenticator for a
+        # challenge), a signed-in one without the role with 403.
+        return user_can(request.user, self.action)
+
+
+def allowed(action: Action) -> type[BasePermission]:
+    """A DRF permission class for API views that do ``action``."""
+    listed = ", ".join(sorted(roles_for(action)))
+
+    class Allowed(_Allowed):
+        message = f"This action requires one of the roles: {listed}."
+
+    Allowed.action = action
+    Allowed.__name__ = Allowed.__qualname__ = f"Allowed({action.value})"
+    return Allowed
