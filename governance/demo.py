@@ -51,7 +51,6 @@ from django.core.management.base import OutputWrapper
 from django.db import connection, connections, transaction
 from django.db.models import Count
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 
 from unlearning.demo_config import DemoConfig
 
@@ -725,7 +724,11 @@ class Demo:
         so the next run resumes there instead of waiting out the lease.
         """
         from governance.models import Stage
-        from governance.services.training import StageBusy, training_task_run
+        from governance.services.training import (
+            StageBusy,
+            stage_leases_release,
+            training_task_run,
+        )
 
         training = Stage.objects.filter(shard__model=model, state=Stage.State.TRAINING)
         waiting = False
@@ -744,7 +747,7 @@ class Demo:
                     waiting = True
                 time.sleep(2)
             except BaseException:
-                training.exclude(pk__in=leased_elsewhere).update(claimed_until=timezone.now())
+                stage_leases_release(model=model, keep=leased_elsewhere)
                 raise
 
     def _describe_serving(self, model: Any) -> None:

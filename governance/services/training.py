@@ -10,6 +10,7 @@ and a prefix shared by two sequences is trained once whichever task gets there f
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from datetime import timedelta
@@ -320,6 +321,17 @@ def training_task_run(*, task_id: int) -> None:
     manifest = manifest_refresh(model=model, reason=f"training job {job.pk}")
     if manifest is not None and manifest.generation > 1:
         generations_retire(model=model)  # a new generation took over: retire the old
+
+
+def stage_leases_release(*, model: UnlearningModel, keep: Collection[int] = ()) -> int:
+    """Let the leases this process holds on ``model``'s training stages lapse now.
+
+    A process that stops mid-stage (Ctrl-C, an error) calls this so the next run resumes
+    at once instead of waiting out the lease. ``keep``: stages leased by other processes
+    before this one started, which stay theirs. Returns how many leases were released.
+    """
+    training = Stage.objects.filter(shard__model=model, state=Stage.State.TRAINING)
+    return training.exclude(pk__in=list(keep)).update(claimed_until=timezone.now())
 
 
 def _claim(stage: Stage) -> bool:
