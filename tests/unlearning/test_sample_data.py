@@ -7,7 +7,7 @@ from itertools import pairwise
 
 import pytest
 
-from unlearning import sample_data
+from unlearning import sample_data, sample_phrases
 from unlearning.sample_data import (
     FIELDS,
     LABELS,
@@ -144,7 +144,7 @@ def test_held_out_phrasings_never_appear_in_train(dataset):
 def test_held_out_keywords_never_appear_in_train(dataset):
     held_out = [
         value
-        for (section, _key), values in sample_data._parse(sample_data._VOCAB_TEXT).items()
+        for (section, _key), values in sample_data._parse(sample_phrases.VOCAB_TEXT).items()
         if section == "test"
         for value in values
         if "{" not in value
