@@ -48,9 +48,9 @@ def manifest_entries(
     stages = {(s.shard_id, s.prefix): s for s in Stage.objects.filter(shard__in=shards)}
     gone = set(assume_deactivated)
     done = set(
-        TrainingTask.objects.filter(sequence__shard__in=shards, status="done").values_list(
-            "sequence_id", flat=True
-        )
+        TrainingTask.objects.filter(
+            sequence__shard__in=shards, status=TrainingTask.Status.DONE
+        ).values_list("sequence_id", flat=True)
     )
     entries = []
     for shard in shards:
