@@ -96,5 +96,5 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", include("governance.web_urls")),
+    path("", include("governance.views.urls")),
 ]
