@@ -495,7 +495,7 @@ class Demo:
     # 3. data ----------------------------------------------------------------------------
 
     def _dataset(self, accounts: dict[str, DemoAccount]) -> tuple[Any, Any, bool]:
-        from governance.ingest import validate_rows
+        from governance.api.ingest import validate_rows
         from governance.models import Dataset, Record
         from governance.services.datasets import dataset_create, records_upsert
         from unlearning.sample_data import LABELS, generate
