@@ -1,0 +1,46 @@
+"""Lineage, training, erasure and audit tables. Fields, constraints and small properties only.
+
+One module per domain; every model is importable from ``governance.models``. Writes go
+through ``governance.services``; reads through ``governance.selectors``.
+"""
+
+from governance.models.audit import ApiToken, AuditEvent
+from governance.models.datasets import Dataset, Record, Subject
+from governance.models.erasure import (
+    DeletionCertificate,
+    ErasureEvent,
+    ErasureRequest,
+    ErasureRequestQuerySet,
+)
+from governance.models.training import (
+    Sequence,
+    ServingManifest,
+    Shard,
+    Slice,
+    SliceAssignment,
+    Stage,
+    TrainingJob,
+    TrainingTask,
+    UnlearningModel,
+)
+
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "Dataset",
+    "DeletionCertificate",
+    "ErasureEvent",
+    "ErasureRequest",
+    "ErasureRequestQuerySet",
+    "Record",
+    "Sequence",
+    "ServingManifest",
+    "Shard",
+    "Slice",
+    "SliceAssignment",
+    "Stage",
+    "Subject",
+    "TrainingJob",
+    "TrainingTask",
+    "UnlearningModel",
+]
