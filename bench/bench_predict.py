@@ -54,7 +54,7 @@ BATCH = 32
 
 def _train(subjects: int, user: Any) -> tuple[Any, Any, float]:
     """Ingest the sample data, create the model and train every task inline."""
-    from governance.ingest import validate_rows
+    from governance.api.ingest import validate_rows
     from governance.models import TrainingTask
     from governance.services.datasets import dataset_create, records_upsert
     from governance.services.training import (

@@ -254,7 +254,7 @@ def capture_enqueues() -> None:
 
 def ingest(rows: list[dict[str, str]], actor: Any, name: str) -> Any:
     """A new dataset holding ``rows``, through validation and ``records_upsert``."""
-    from governance.ingest import validate_rows
+    from governance.api.ingest import validate_rows
     from governance.services.datasets import dataset_create, records_upsert
     from unlearning.sample_data import LABELS
 

@@ -19,9 +19,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.api.ingest import INGEST_PARSER_CLASSES, rows_from_request, validate_rows
 from governance.auth import roles
 from governance.errors import ApplicationError
-from governance.ingest import INGEST_PARSER_CLASSES, rows_from_request, validate_rows
 from governance.models import Dataset, UnlearningModel
 from governance.permissions import Role
 from governance.selectors.audit import audit_event_list

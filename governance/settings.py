@@ -243,7 +243,7 @@ REST_FRAMEWORK = {
     # Closed by default: an endpoint that forgets its permission check stays private.
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only; the records endpoint adds JSONL, CSV and uploads (INGEST_PARSER_CLASSES).
-    "DEFAULT_PARSER_CLASSES": ["governance.ingest.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["governance.api.ingest.JSONParser"],
     "EXCEPTION_HANDLER": "governance.errors.api_exception_handler",
 }
 

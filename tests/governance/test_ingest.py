@@ -12,7 +12,7 @@ from django.test import override_settings
 from rest_framework.exceptions import ParseError
 from rest_framework.test import APIClient
 
-from governance.ingest import (
+from governance.api.ingest import (
     MultiPartParser,
     RowError,
     parse_csv,

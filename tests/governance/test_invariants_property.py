@@ -45,8 +45,8 @@ from hypothesis.stateful import (
 )
 
 from governance import engine
+from governance.api.ingest import validate_rows
 from governance.errors import ApplicationError
-from governance.ingest import validate_rows
 from governance.models import (
     Dataset,
     ErasureRequest,

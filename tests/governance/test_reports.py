@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from governance.ingest import ValidRow
+from governance.api.ingest import ValidRow
 from governance.models import AuditEvent, DeletionCertificate, ErasureRequest
 from governance.services import erasure, reports
 from governance.services.audit import audit_chain_verify

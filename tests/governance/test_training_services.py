@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from governance.api.ingest import validate_rows
 from governance.errors import ApplicationError
-from governance.ingest import validate_rows
 from governance.models import (
     AuditEvent,
     Record,

@@ -12,9 +12,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.api.ingest import INGEST_PARSER_CLASSES, rows_from_request
 from governance.auth import roles
 from governance.errors import ApplicationError
-from governance.ingest import INGEST_PARSER_CLASSES, rows_from_request
 
 handler404 = "governance.errors.page_not_found"
 handler500 = "governance.errors.server_error"
