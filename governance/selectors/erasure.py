@@ -3,16 +3,33 @@
 Visibility (one rule): privacy officers and auditors see every request; an integration
 account sees the requests it filed. "Overdue" is defined once, on the model
 (``ErasureRequest.is_overdue`` and ``ErasureRequestQuerySet.overdue``); the helpers here
-are the only callers the API, the pages, the dashboard and the reports need.
+are the only callers the API, the pages, the dashboard and the reports need. The pages
+add one window on top of that rule: an open request that is not overdue is due ``SOON``
+when its deadline is less than a week away (``erasure_request_due`` and its SQL twin
+``erasure_requests_due``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
+
+from django.db.models import Q
 
 from governance.models import ErasureRequest, ErasureRequestQuerySet
 from governance.permissions import Action, user_can
+
+SOON = timedelta(days=7)
+
+
+class Due(StrEnum):
+    """A request's deadline state as the pages show it."""
+
+    CLOSED = "closed"
+    OVERDUE = "overdue"
+    SOON = "soon"
+    OK = "ok"
 
 
 def erasure_requests_visible(user: Any) -> ErasureRequestQuerySet:
@@ -38,3 +55,25 @@ def erasure_requests_open_by_deadline() -> ErasureRequestQuerySet:
         .select_related("filed_by")
         .order_by("deadline_at", "pk")
     )
+
+
+def erasure_request_due(request: ErasureRequest, *, now: datetime) -> Due:
+    """Closed, overdue (the model's rule), due within ``SOON``, or ok."""
+    if not request.is_open:
+        return Due.CLOSED
+    if request.is_overdue(now):
+        return Due.OVERDUE
+    return Due.SOON if request.deadline - now < SOON else Due.OK
+
+
+def erasure_requests_due(
+    requests: ErasureRequestQuerySet, *, due: Due, now: datetime
+) -> ErasureRequestQuerySet:
+    """The requests ``erasure_request_due`` puts in ``due`` at ``now``, as one query."""
+    if due is Due.CLOSED:
+        return requests.filter(status__in=ErasureRequest.CLOSED)
+    if due is Due.OVERDUE:
+        return requests.overdue(now)
+    upcoming = requests.open().not_overdue(now).with_deadline()
+    soon = Q(deadline_at__lt=now + SOON)
+    return upcoming.filter(soon) if due is Due.SOON else upcoming.exclude(soon)
