@@ -1,25 +1,25 @@
-"""Who may open which page, and the page renderer every view uses.
+"""The page check and the page renderer every view uses.
 
-Role matrix (DESIGN §7: every page checks its role; superusers hold every role):
+Every page names the ``Action`` it performs, and ``page`` asks the one role matrix
+(``governance.permissions.MATRIX``) through ``user_can(..., Channel.WEB)``. Which roles
+open a page therefore follows from that table; this one says which action each page is:
 
-=====================  ===============  =================  ===========  ===========
-page                   privacy_officer  auditor            ml_engineer  integration
-=====================  ===============  =================  ===========  ===========
-dashboard              requests+models  requests+models    models only  403
-requests, detail       read + decide    read (no buttons)  403          403
-new request            file             403                403          403
-approve/reject/...     POST             403                403          403
-certificate downloads  yes              yes                403          403
-subject lineage        yes              yes                403          403
-models, grid, progress yes              yes                yes          403
-audit trail            yes              yes                403          403
-audit re-verify (POST) yes              yes                403          403
-=====================  ===============  =================  ===========  ===========
+=======================  ====================================================
+page                     action
+=======================  ====================================================
+dashboard                model_read (its request queue: erasure_read)
+requests, detail         erasure_read (the decision buttons: erasure_decide)
+new request              erasure_file
+approve/reject/...       erasure_decide (POST only)
+certificate downloads    erasure_read
+subject lineage          lineage_read
+models, grid, progress   model_read
+audit trail, re-verify   audit_read (re-verify is a POST)
+reports                  report_read
+=======================  ====================================================
 
-Integration accounts are service accounts: the REST API is their interface and every
-page answers 403. ML engineers see the models they train but no data subjects: lineage
-and requests name people, and the API's lineage endpoint is closed to them too. Anonymous
-visitors are sent to the login page, whatever the method.
+The web channel drops the integration role: service accounts use the REST API and every
+page answers them 403. Anonymous visitors are sent to the login page, whatever the method.
 """
 
 from __future__ import annotations
@@ -33,32 +33,26 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import render
 
-from governance.permissions import Role
+from governance.permissions import Action, Channel, Role, roles_can, roles_for, user_can, user_roles
 
 View = Callable[..., HttpResponse]
 
-OFFICERS = (Role.PRIVACY_OFFICER,)
-# Requests, lineage and the audit trail name data subjects: officers and auditors only.
-READERS = (Role.PRIVACY_OFFICER, Role.AUDITOR)
-MODEL_READERS = (Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ML_ENGINEER)
 SAFE = ("GET", "HEAD")
 POST = ("POST",)
 
-
-def user_roles(user: Any) -> frozenset[Role]:
-    """The roles a user holds (one query); superusers hold them all."""
-    if not getattr(user, "is_authenticated", False):
-        return frozenset()
-    if user.is_superuser:
-        return frozenset(Role)
-    names = set(user.groups.values_list("name", flat=True))
-    return frozenset(role for role in Role if role.value in names)
+# What the shared layout shows or hides (navigation, "New request", decision buttons).
+UI_FLAGS = {
+    "can_decide": Action.ERASURE_DECIDE,
+    "can_read_requests": Action.ERASURE_READ,
+    "can_read_models": Action.MODEL_READ,
+    "can_audit": Action.AUDIT_READ,
+}
 
 
-def role_required(*allowed: Role, methods: Collection[str] = SAFE) -> Callable[[View], View]:
-    """Login first (a redirect, for any method), then the role (403), then the method (405).
+def page(action: Action, *, methods: Collection[str] = SAFE) -> Callable[[View], View]:
+    """Login first (a redirect, for any method), then ``action`` (403), then the method (405).
 
-    The role is checked before the method so that a POST by a reader is a plain 403,
+    The permission is checked before the method so that a POST by a reader is a plain 403,
     whichever URL it targets.
     """
 
@@ -67,8 +61,8 @@ def role_required(*allowed: Role, methods: Collection[str] = SAFE) -> Callable[[
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            if not user_roles(request.user) & set(allowed):
-                raise PermissionDenied("This page needs one of the roles: " + ", ".join(allowed))
+            if not user_can(request.user, action, Channel.WEB):
+                raise PermissionDenied(_refusal(action))
             if request.method not in methods:
                 return HttpResponseNotAllowed(list(methods))
             return view(request, *args, **kwargs)
@@ -76,6 +70,12 @@ def role_required(*allowed: Role, methods: Collection[str] = SAFE) -> Callable[[
         return wrapped
 
     return decorator
+
+
+def _refusal(action: Action) -> str:
+    """The 403 page's reason: the roles that may, in the matrix's role order."""
+    allowed = roles_for(action, Channel.WEB)
+    return "This page needs one of the roles: " + ", ".join(r for r in Role if r in allowed)
 
 
 def render_page(
@@ -88,12 +88,6 @@ def render_page(
 ) -> HttpResponse:
     """Render a page with ``ui``: the nav section and what the user's roles let them see."""
     roles = user_roles(request.user)
-    ui = {
-        "section": section,
-        "roles": sorted(roles),
-        "can_decide": Role.PRIVACY_OFFICER in roles,
-        "can_read_requests": bool(roles & set(READERS)),
-        "can_read_models": bool(roles & set(MODEL_READERS)),
-        "can_audit": bool(roles & set(READERS)),
-    }
+    ui: dict[str, Any] = {"section": section, "roles": sorted(roles)}
+    ui.update({flag: roles_can(roles, act, Channel.WEB) for flag, act in UI_FLAGS.items()})
     return render(request, template, {**context, "ui": ui}, status=status)

@@ -8,58 +8,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
-from governance.models import AuditEvent
+from governance.permissions import Action
+from governance.selectors.audit import audit_event_window, audit_events_filter
 from governance.services.audit import audit_chain_verify
-from governance.views.access import POST, READERS, render_page, role_required
+from governance.views.access import POST, page, render_page
 from governance.views.forms import AuditFilterForm
 
 PAGE_SIZE = 50
 SESSION_KEY = "lethe_audit_verify"
-EXACT = ("action", "actor", "object_type", "object_id")
-
-
-def _filtered(data: dict[str, Any]) -> QuerySet[AuditEvent]:
-    events = AuditEvent.objects.all()
-    for name in EXACT:
-        if data.get(name):
-            events = events.filter(**{name: data[name]})
-    if data.get("since"):
-        events = events.filter(created_at__gte=datetime.combine(data["since"], time.min, UTC))
-    if data.get("until"):
-        end = datetime.combine(data["until"], time.min, UTC) + timedelta(days=1)
-        events = events.filter(created_at__lt=end)
-    return events
-
-
-def audit_window(data: dict[str, Any], limit: int = PAGE_SIZE) -> dict[str, Any]:
-    """One page, newest first: before ``before``, after ``after``, or the newest events.
-
-    The selector ``audit_event_list`` pages forward in chain order (what API clients
-    replay); people read the latest first, so this pages both ways on the same index.
-    """
-    events = _filtered(data)
-    if data.get("after") is not None:
-        page = list(events.filter(seq__gt=data["after"]).order_by("seq")[:limit])[::-1]
-    elif data.get("before") is not None:
-        page = list(events.filter(seq__lt=data["before"]).order_by("-seq")[:limit])
-    else:
-        page = list(events.order_by("-seq")[:limit])
-    newest, oldest = (page[0].seq, page[-1].seq) if page else (None, None)
-    return {
-        "events": page,
-        "older": oldest if oldest and events.filter(seq__lt=oldest).exists() else None,
-        "newer": newest if newest and events.filter(seq__gt=newest).exists() else None,
-    }
 
 
 def _chain_report(request: HttpRequest, *, fresh: bool) -> dict[str, Any]:
@@ -74,11 +39,16 @@ def _pretty(payload: Any) -> str:
     return json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-@role_required(*READERS)
+@page(Action.AUDIT_READ)
 def audit_trail(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET)
     form.is_valid()  # invalid filters are reported next to their field and not applied
-    window = audit_window(form.cleaned_data)
+    window = audit_event_window(
+        events=audit_events_filter(**form.filters()),
+        before=form.cleaned_data.get("before"),
+        after=form.cleaned_data.get("after"),
+        limit=PAGE_SIZE,
+    )
     context = {
         "form": form,
         **window,
@@ -89,7 +59,7 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
     return render_page(request, "lethe/audit.html", context, section="audit")
 
 
-@role_required(*READERS, methods=POST)
+@page(Action.AUDIT_READ, methods=POST)
 def audit_verify(request: HttpRequest) -> HttpResponse:
     """Re-hash the whole chain now; back to the page (with its filters) to show the result."""
     report = _chain_report(request, fresh=True)

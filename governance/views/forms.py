@@ -4,24 +4,27 @@ templates render it next to that field (and in the summary above the form)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
 from django.utils import timezone
 
 from governance.models import ErasureRequest
+from governance.selectors.erasure import Due
 
 Channel = ErasureRequest.Channel
 Status = ErasureRequest.Status
 
 # What an officer can record by hand; "api" is what integrations file with.
 WEB_CHANNELS = [(c.value, c.label) for c in Channel if c != Channel.API]
+# The request list's deadline filter (its URL values) and the deadline state each keeps.
 DUE_WINDOWS = [
     ("overdue", "Overdue"),
     ("week", "Due within 7 days"),
     ("later", "Due later"),
 ]
+DUE_STATES = {"overdue": Due.OVERDUE, "week": Due.SOON, "later": Due.OK}
 
 
 class SubjectLookupForm(forms.Form):
@@ -125,6 +128,12 @@ class RequestFilterForm(forms.Form):
         label="Channel", required=False, choices=[("", "Any channel"), *Channel.choices]
     )
 
+    def clean_due(self) -> Due | None:
+        return DUE_STATES.get(self.cleaned_data.get("due") or "")
+
+
+AUDIT_EXACT = ("action", "actor", "object_type", "object_id")
+
 
 class AuditFilterForm(forms.Form):
     action = forms.CharField(label="Action", required=False, max_length=100)
@@ -152,3 +161,18 @@ class AuditFilterForm(forms.Form):
         if since and until and until < since:
             self.add_error("until", "The end date is before the start date.")
         return data
+
+    def filters(self) -> dict[str, Any]:
+        """The valid filters as ``audit_events_filter`` arguments; the end date is included."""
+        data = self.cleaned_data
+        exact = {name: data.get(name) or None for name in AUDIT_EXACT}
+        since, until = data.get("since"), data.get("until")
+        return {
+            **exact,
+            "since": _day_start(since) if since else None,
+            "until": _day_start(until) + timedelta(days=1) if until else None,
+        }
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, UTC)

@@ -6,19 +6,21 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from governance.models import ErasureRequest
+from governance.models import ErasureRequest, Stage
+from governance.permissions import Action
 from governance.selectors import lineage as lineage_selectors
-from governance.views.access import READERS, render_page, role_required
+from governance.views.access import page, render_page
 from governance.views.forms import SubjectLookupForm
 
+State = Stage.State
 STATE_LABELS = {
     "serving": "serving",
-    "trained": "trained, not serving",
-    "pending": "pending (not trained yet)",
-    "training": "training",
-    "deactivated": "deactivated",
-    "destroyed": "destroyed",
-    "retired": "retired",
+    State.TRAINED.value: "trained, not serving",
+    State.PENDING.value: "pending (not trained yet)",
+    State.TRAINING.value: "training",
+    State.DEACTIVATED.value: "deactivated",
+    State.DESTROYED.value: "destroyed",
+    State.RETIRED.value: "retired",
 }
 
 
@@ -42,7 +44,7 @@ def lineage_view_model(lineage: dict[str, Any]) -> dict[str, Any]:
     return {**lineage, "models": models}
 
 
-@role_required(*READERS)
+@page(Action.LINEAGE_READ)
 def subject_lineage(request: HttpRequest) -> HttpResponse:
     form = SubjectLookupForm(request.GET if "subject_ref" in request.GET else None)
     context: dict[str, Any] = {"form": form}

@@ -20,8 +20,9 @@ from django.utils import timezone
 
 from governance.errors import ApplicationError
 from governance.models import ErasureRequest
+from governance.permissions import Action
 from governance.services import reports
-from governance.views.access import READERS, render_page, role_required
+from governance.views.access import page, render_page
 
 PAGE_SIZE = 50
 Status = ErasureRequest.Status
@@ -115,7 +116,7 @@ def filter_form(request: HttpRequest) -> ReportFilterForm:
     return ReportFilterForm(data)
 
 
-@role_required(*READERS)
+@page(Action.REPORT_READ)
 def report_page(request: HttpRequest) -> HttpResponse:
     """The report for the period in the form; a ``format`` (a download button) exports it."""
     form = filter_form(request)

@@ -16,17 +16,17 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Q, QuerySet
-from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 
 from governance.certificates import certificate_pdf
 from governance.errors import ApplicationError
-from governance.models import DeletionCertificate, ErasureRequest
+from governance.models import DeletionCertificate, ErasureRequest, ErasureRequestQuerySet
+from governance.permissions import Action
+from governance.selectors.erasure import Due, erasure_request_due, erasure_requests_due
 from governance.services import erasure
-from governance.views.access import OFFICERS, POST, READERS, SAFE, render_page, role_required
+from governance.views.access import POST, SAFE, page, render_page
 from governance.views.forms import (
     ApproveForm,
     ExtendForm,
@@ -38,9 +38,7 @@ from governance.views.forms import (
 )
 
 PAGE_SIZE = 25
-NEAR_DUE = timedelta(days=7)
-Status = ErasureRequest.Status
-CLOSED = (Status.COMPLETED, Status.REJECTED)
+DAY = timedelta(days=1)
 
 
 # --- deadlines ---------------------------------------------------------------------------
@@ -48,62 +46,46 @@ CLOSED = (Status.COMPLETED, Status.REJECTED)
 
 @dataclass(frozen=True)
 class RequestRow:
-    """A request with its deadline state: overdue, soon (within 7 days), ok or closed."""
+    """A request with its deadline state (``selectors.erasure.Due``) and that state's text."""
 
     request: ErasureRequest
-    due: str
+    due: Due
     due_text: str
 
 
 def request_row(req: ErasureRequest, now: datetime) -> RequestRow:
-    if not req.is_open:
-        return RequestRow(req, "closed", req.get_status_display())
+    due = erasure_request_due(req, now=now)
+    return RequestRow(req, due, _due_text(req, due, now))
+
+
+def _due_text(req: ErasureRequest, due: Due, now: datetime) -> str:
+    if due is Due.CLOSED:
+        return req.get_status_display()
     left = req.deadline - now
-    if left < timedelta(0):
-        days = -left // timedelta(days=1)
-        return RequestRow(req, "overdue", f"Overdue by {days} day{'s' * (days != 1)}")
-    days = left // timedelta(days=1)
-    text = "Due today" if days == 0 else f"Due in {days} day{'s' * (days != 1)}"
-    return RequestRow(req, "soon" if left < NEAR_DUE else "ok", text)
+    if due is Due.OVERDUE:
+        days = -left // DAY
+        return f"Overdue by {days} day{'s' * (days != 1)}"
+    days = left // DAY
+    return "Due today" if days == 0 else f"Due in {days} day{'s' * (days != 1)}"
 
 
-def with_deadline(requests: QuerySet[ErasureRequest]) -> QuerySet[ErasureRequest]:
-    """Annotate ``deadline_at``: the extended deadline when there is one, else ``due_at``."""
-    return requests.annotate(deadline_at=Coalesce("extended_due_at", "due_at"))
-
-
-def open_requests_by_deadline() -> QuerySet[ErasureRequest]:
-    return (
-        with_deadline(ErasureRequest.objects.exclude(status__in=CLOSED))
-        .select_related("filed_by")
-        .order_by("deadline_at", "pk")
-    )
-
-
-def _filtered(data: dict[str, Any], now: datetime) -> QuerySet[ErasureRequest]:
-    requests = with_deadline(ErasureRequest.objects.select_related("filed_by"))
+def _filtered(data: dict[str, Any], now: datetime) -> ErasureRequestQuerySet:
+    requests = ErasureRequest.objects.select_related("filed_by")
     if data.get("q"):
         requests = requests.filter(subject_ref__icontains=data["q"])
     if data.get("status"):
         requests = requests.filter(status=data["status"])
     if data.get("channel"):
         requests = requests.filter(channel=data["channel"])
-    due = data.get("due")
-    if due:
-        open_ = requests.exclude(status__in=CLOSED)
-        windows = {
-            "overdue": Q(deadline_at__lt=now),
-            "week": Q(deadline_at__gte=now, deadline_at__lt=now + NEAR_DUE),
-            "later": Q(deadline_at__gte=now + NEAR_DUE),
-        }
-        requests = open_.filter(windows[due])
+    if data.get("due"):
+        requests = erasure_requests_due(requests, due=data["due"], now=now)
     return requests.order_by("-received_at", "-pk")
 
 
 # --- list and filing ---------------------------------------------------------------------
 
 
-@role_required(*READERS)
+@page(Action.ERASURE_READ)
 def request_list(request: HttpRequest) -> HttpResponse:
     form = RequestFilterForm(request.GET)
     form.is_valid()  # invalid filters are reported next to their field and not applied
@@ -117,7 +99,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
     return render_page(request, "lethe/requests/list.html", context, section="requests")
 
 
-@role_required(*OFFICERS, methods=(*SAFE, *POST))
+@page(Action.ERASURE_FILE, methods=(*SAFE, *POST))
 def request_new(request: HttpRequest) -> HttpResponse:
     """Look up a subject (GET), see the impact preview, then confirm to file (POST)."""
     if request.method == "POST":
@@ -170,7 +152,7 @@ def _new_page(
         context["impact"] = erasure.erasure_impact(subject_ref=subject_ref)
         context["subject_ref"] = subject_ref
         context["open_requests"] = list(
-            ErasureRequest.objects.filter(subject_ref=subject_ref).exclude(status__in=CLOSED)
+            ErasureRequest.objects.open().filter(subject_ref=subject_ref)
         )
     else:
         context["file_form"] = None
@@ -186,25 +168,26 @@ def _get(pk: int) -> ErasureRequest:
     )
 
 
-@role_required(*READERS)
+@page(Action.ERASURE_READ)
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _detail_page(request, _get(pk))
 
 
 def _detail_page(request: HttpRequest, req: ErasureRequest, **bound: forms.Form) -> HttpResponse:
     certificate = DeletionCertificate.objects.filter(request=req).first()
+    now = timezone.now()
     context = {
         "req": req,
-        "row": request_row(req, timezone.now()),
-        "overdue": erasure.erasure_overdue(req),
+        "row": request_row(req, now),
+        "overdue": req.is_overdue(now),
         "impact": req.impact or None,
         "events": list(req.events.all()),
         "certificate": certificate,
         "can": {
-            "approve": req.status == Status.RECEIVED,
-            "reject": req.status == Status.RECEIVED,
-            "extend": req.is_open and req.extended_due_at is None,
-            "retry": req.status == Status.FAILED,
+            "approve": req.can_approve,
+            "reject": req.can_reject,
+            "extend": req.can_extend,
+            "retry": req.can_retry,
         },
         "approve_form": bound.get("approve_form") or ApproveForm(),
         "reject_form": bound.get("reject_form") or RejectForm(),
@@ -233,7 +216,7 @@ def _decide(
     return redirect("web-request", pk=req.pk)
 
 
-@role_required(*OFFICERS, methods=POST)
+@page(Action.ERASURE_DECIDE, methods=POST)
 def request_approve(request: HttpRequest, pk: int) -> HttpResponse:
     def act(req: ErasureRequest, data: dict[str, Any]) -> Any:
         return erasure.erasure_request_approve(actor=request.user, request=req, note=data["note"])
@@ -242,7 +225,7 @@ def request_approve(request: HttpRequest, pk: int) -> HttpResponse:
     return _decide(request, pk, ApproveForm(request.POST), "approve_form", act, done)
 
 
-@role_required(*OFFICERS, methods=POST)
+@page(Action.ERASURE_DECIDE, methods=POST)
 def request_reject(request: HttpRequest, pk: int) -> HttpResponse:
     def act(req: ErasureRequest, data: dict[str, Any]) -> Any:
         return erasure.erasure_request_reject(
@@ -253,7 +236,7 @@ def request_reject(request: HttpRequest, pk: int) -> HttpResponse:
     return _decide(request, pk, RejectForm(request.POST), "reject_form", act, done)
 
 
-@role_required(*OFFICERS, methods=POST)
+@page(Action.ERASURE_DECIDE, methods=POST)
 def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
     def act(req: ErasureRequest, data: dict[str, Any]) -> Any:
         return erasure.erasure_request_extend(
@@ -264,7 +247,7 @@ def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
     return _decide(request, pk, ExtendForm(request.POST), "extend_form", act, done)
 
 
-@role_required(*OFFICERS, methods=POST)
+@page(Action.ERASURE_DECIDE, methods=POST)
 def request_retry(request: HttpRequest, pk: int) -> HttpResponse:
     def act(req: ErasureRequest, data: dict[str, Any]) -> Any:
         return erasure.erasure_request_retry(actor=request.user, request=req)
@@ -289,7 +272,7 @@ def _attachment(body: bytes, content_type: str, filename: str) -> HttpResponse:
     return response
 
 
-@role_required(*READERS)
+@page(Action.ERASURE_READ)
 def certificate_json(request: HttpRequest, pk: int) -> HttpResponse:
     """The signed envelope exactly as stored (the JSON is authoritative)."""
     envelope = _certificate(pk).envelope
@@ -297,7 +280,7 @@ def certificate_json(request: HttpRequest, pk: int) -> HttpResponse:
     return _attachment(body, "application/json", f"erasure-certificate-{pk}.json")
 
 
-@role_required(*READERS)
+@page(Action.ERASURE_READ)
 def certificate_pdf_download(request: HttpRequest, pk: int) -> HttpResponse:
     pdf = certificate_pdf(_certificate(pk).envelope)
     return _attachment(pdf, "application/pdf", f"erasure-certificate-{pk}.pdf")
