@@ -10,6 +10,20 @@ from django.http import HttpRequest
 from governance import models
 
 
+class _ReadOnly:
+    """State changes go through the services (audited) and audit rows are append-only:
+    the admin only shows them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(models.Subject)
 class SubjectAdmin(admin.ModelAdmin[models.Subject]):
     search_fields = ("external_ref",)
@@ -63,31 +77,9 @@ class TrainingJobAdmin(admin.ModelAdmin[models.TrainingJob]):
 
 
 @admin.register(models.AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin[models.AuditEvent]):
+class AuditEventAdmin(_ReadOnly, admin.ModelAdmin[models.AuditEvent]):
     list_display = ("seq", "created_at", "actor", "action", "object_type", "object_id")
     list_filter = ("action",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class _ReadOnly:
-    """Erasure state changes go through the services (audited); the admin only shows them."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(models.ErasureRequest)
