@@ -53,8 +53,8 @@ def _resume_unfinished(**_: object) -> None:
     """After a crash or restart, queue unfinished work again (duplicates are no-ops)."""
     from datetime import timedelta
 
-    from governance.services.erasure import erasure_requests_stuck
-    from governance.services.training import training_requeue_stalled
+    from governance.services.erasure_execution import erasure_requests_stuck
+    from governance.services.training_tasks import training_requeue_stalled
 
     training_requeue_stalled()
     erasure_requests_stuck(older_than=timedelta(0))

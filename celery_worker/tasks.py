@@ -26,7 +26,7 @@ def ping() -> str:
 def _on_training_failure(
     self: Any, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
 ) -> None:
-    from governance.services.training import training_task_fail
+    from governance.services.training_tasks import training_task_fail
 
     training_task_fail(task_id=int(args[0]), error=f"{type(exc).__name__}: {exc}")
 
@@ -43,7 +43,7 @@ def _on_training_failure(
 )
 def train_sequence(self: Any, training_task_id: int) -> None:
     """Train the unfinished stages of one (shard, sequence)."""
-    from governance.services.training import StageBusy, training_task_run
+    from governance.services.training_tasks import StageBusy, training_task_run
 
     try:
         training_task_run(task_id=training_task_id)
@@ -61,7 +61,7 @@ def requeue_stalled_training() -> int:
     """Beat sweeper: queue again training tasks that stopped making progress."""
     from datetime import timedelta
 
-    from governance.services.training import training_requeue_stalled
+    from governance.services.training_tasks import training_requeue_stalled
 
     return len(training_requeue_stalled(older_than=timedelta(minutes=15)))
 
@@ -86,7 +86,7 @@ def _on_erasure_failure(
 )
 def execute_erasure(self: Any, request_id: int) -> str:
     """Deactivate, purge and certify one approved erasure request (idempotent phases)."""
-    from governance.services.erasure import erasure_request_execute
+    from governance.services.erasure_execution import erasure_request_execute
 
     try:
         return str(erasure_request_execute(request_id=request_id))
@@ -101,7 +101,7 @@ def sweep_erasures() -> dict[str, int]:
 
     from django.conf import settings
 
-    from governance.services.erasure import erasure_requests_stuck, stages_purge_orphans
+    from governance.services.erasure_execution import erasure_requests_stuck, stages_purge_orphans
 
     stuck = erasure_requests_stuck(
         older_than=timedelta(seconds=settings.LETHE_ERASURE_STUCK_SECONDS)
@@ -112,6 +112,6 @@ def sweep_erasures() -> dict[str, int]:
 @app.task(name="lethe.schedule_retraining")  # type: ignore[untyped-decorator]
 def schedule_retraining() -> list[int]:
     """Beat: retrain, as a new generation, every shard whose serving depth fell too low."""
-    from governance.services.training import models_retrain_due
+    from governance.services.retraining import models_retrain_due
 
     return [job.pk for job in models_retrain_due(actor="scheduler")]

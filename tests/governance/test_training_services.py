@@ -25,13 +25,8 @@ from governance.selectors.models import model_detail
 from governance.services.audit import event_hash
 from governance.services.datasets import dataset_create, records_upsert
 from governance.services.serving import manifest_refresh, model_predict, predictors
-from governance.services.training import (
-    ModelSpec,
-    StageBusy,
-    model_create,
-    model_train,
-    training_task_run,
-)
+from governance.services.training import ModelSpec, model_create, model_train
+from governance.services.training_tasks import StageBusy, training_task_run
 from tests.personas import sample_rows
 from unlearning.artifacts import load_artifact
 from unlearning.training import stage_plan
