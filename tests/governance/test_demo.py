@@ -21,7 +21,7 @@ from django.core.management.base import CommandError
 
 from governance import engine
 from governance.auth import token_hash
-from governance.certificates import certificate_verify
+from governance.certificates.signing import certificate_verify
 from governance.demo import DemoError, credentials_path, demo_lock, reset_targets
 from governance.models import (
     ApiToken,
@@ -333,8 +333,9 @@ def test_a_taken_port_is_refused_before_any_work(demo_env):
 def test_a_rerun_retrains_shards_that_no_longer_serve(demo_env):
     """After enough erasures a shard has no clean prefix; the next run retrains it first."""
     from governance.selectors.manifests import manifest_current
-    from governance.services.erasure import erasure_request_approve, erasure_request_execute
-    from governance.services.training import shards_due_for_retraining
+    from governance.services.erasure import erasure_request_approve
+    from governance.services.erasure_execution import erasure_request_execute
+    from governance.services.retraining import shards_due_for_retraining
 
     run(demo_env)
     model = UnlearningModel.objects.get(name="demo")
