@@ -1,11 +1,17 @@
-"""The stock Celery app, configured from Django settings (``CELERY_*`` names)."""
+"""The stock Celery app, configured from Django settings (``CELERY_*`` names).
+
+Tasks and the ``worker_ready`` hook live in celery_worker/tasks.py. The hooks here make
+the embedded file-system broker's folders when a worker starts or a task is sent: kombu
+writes into them but does not create them, and settings create nothing at import.
+"""
 
 from __future__ import annotations
 
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import before_task_publish, worker_init
+from django.conf import settings
 from kombu.entity import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
@@ -27,7 +33,7 @@ app.conf.beat_schedule = {
     "sweep-erasures": {"task": "lethe.sweep_erasures", "schedule": 60.0},
     "schedule-retraining": {
         "task": "lethe.schedule_retraining",
-        "schedule": float(os.environ.get("LETHE_RETRAIN_INTERVAL_S", "3600")),
+        "schedule": float(settings.LETHE_RETRAIN_INTERVAL_S),
     },
 }
 app.conf.task_routes = {
@@ -43,18 +49,20 @@ app.autodiscover_tasks(lambda: [*_installed_apps(), "celery_worker"])
 
 
 def _installed_apps() -> list[str]:
-    from django.conf import settings
-
     return list(settings.INSTALLED_APPS)
 
 
-@worker_ready.connect  # type: ignore[untyped-decorator]
-def _resume_unfinished(**_: object) -> None:
-    """After a crash or restart, queue unfinished work again (duplicates are no-ops)."""
-    from datetime import timedelta
+@worker_init.connect  # type: ignore[untyped-decorator]
+def _worker_folders(**_: object) -> None:
+    """A worker reads the queue folder and may open the SQLite file: make their folders."""
+    from governance.apps import local_folders_create
 
-    from governance.services.erasure_execution import erasure_requests_stuck
-    from governance.services.training_tasks import training_requeue_stalled
+    local_folders_create()
 
-    training_requeue_stalled()
-    erasure_requests_stuck(older_than=timedelta(0))
+
+@before_task_publish.connect  # type: ignore[untyped-decorator]
+def _broker_folders(**_: object) -> None:
+    """Sending writes a message file into the queue folder (a few stat calls when it exists)."""
+    from governance.apps import broker_folders_create
+
+    broker_folders_create()

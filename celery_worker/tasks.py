@@ -2,13 +2,18 @@
 
 Training tasks run on the ``training`` queue with late acknowledgement: a worker killed
 mid-stage leaves its message unacknowledged, and the service resumes from the last stage
-it recorded. Transient database errors and busy stages retry with backoff and jitter.
+it recorded. Transient database errors retry through Celery's ``autoretry_for`` with
+exponential backoff and full jitter (a random wait up to the backoff, so workers that lost
+the database together do not come back together); a busy stage retries after a fixed wait.
+The ``worker_ready`` hook that re-queues unfinished work lives here, with the tasks it sends.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError
 
 from celery_worker.celery import app
@@ -36,7 +41,11 @@ def _on_training_failure(
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    max_retries=8,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,  # 5 s, 10 s, 20 s ... capped below: the database may be restarting
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,  # shared with the busy-stage retries below
     soft_time_limit=6 * 3600,
     time_limit=6 * 3600 + 300,
     on_failure=_on_training_failure,
@@ -50,17 +59,15 @@ def train_sequence(self: Any, training_task_id: int) -> None:
     except StageBusy as exc:
         from django.conf import settings
 
-        # Wait about as long as a dead worker's lease can still hold the stage.
+        # Not autoretry: its wait doubles with each attempt and jitters down to zero, but a
+        # busy stage frees at a known pace (a live worker finishes it, a dead one's lease
+        # lapses), so poll at a fixed interval of at most a lease.
         raise self.retry(exc=exc, countdown=min(30, settings.LETHE_STAGE_LEASE_SECONDS)) from None
-    except TRANSIENT as exc:
-        raise self.retry(exc=exc, countdown=min(600, 5 * 2**self.request.retries)) from None
 
 
 @app.task(name="lethe.requeue_stalled_training")  # type: ignore[untyped-decorator]
 def requeue_stalled_training() -> int:
     """Beat sweeper: queue again training tasks that stopped making progress."""
-    from datetime import timedelta
-
     from governance.services.training_tasks import training_requeue_stalled
 
     return len(training_requeue_stalled(older_than=timedelta(minutes=15)))
@@ -76,29 +83,27 @@ def _on_erasure_failure(
 
 @app.task(  # type: ignore[untyped-decorator]
     name="lethe.execute_erasure",
-    bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,  # 2 s, 4 s ... 60 s: an erasure is short and urgent
+    retry_backoff_max=60,
+    retry_jitter=True,
     max_retries=5,
     soft_time_limit=600,
     time_limit=660,
     on_failure=_on_erasure_failure,
 )
-def execute_erasure(self: Any, request_id: int) -> str:
+def execute_erasure(request_id: int) -> str:
     """Deactivate, purge and certify one approved erasure request (idempotent phases)."""
     from governance.services.erasure_execution import erasure_request_execute
 
-    try:
-        return str(erasure_request_execute(request_id=request_id))
-    except TRANSIENT as exc:
-        raise self.retry(exc=exc, countdown=min(60, 2 * 2**self.request.retries)) from None
+    return str(erasure_request_execute(request_id=request_id))
 
 
 @app.task(name="lethe.sweep_erasures")  # type: ignore[untyped-decorator]
 def sweep_erasures() -> dict[str, int]:
     """Beat sweeper: re-queue stuck requests and destroy stages left with bytes."""
-    from datetime import timedelta
-
     from django.conf import settings
 
     from governance.services.erasure_execution import erasure_requests_stuck, stages_purge_orphans
@@ -115,3 +120,13 @@ def schedule_retraining() -> list[int]:
     from governance.services.retraining import models_retrain_due
 
     return [job.pk for job in models_retrain_due(actor="scheduler")]
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _resume_unfinished(**_: object) -> None:
+    """After a crash or restart, queue unfinished work again (duplicates are no-ops)."""
+    from governance.services.erasure_execution import erasure_requests_stuck
+    from governance.services.training_tasks import training_requeue_stalled
+
+    training_requeue_stalled()
+    erasure_requests_stuck(older_than=timedelta(0))

@@ -2,7 +2,11 @@
 
 With no environment at all Lethe runs embedded: SQLite in ``var/``, artifacts in
 ``var/artifacts`` and no external broker. Production differences are environment flags,
-never extra settings files (DESIGN §8, STYLE §3.10).
+never extra settings files (DESIGN §8, STYLE §3.10). This is the only module that reads
+the environment; importing it creates nothing on disk (the commands that start things
+create the folders: governance/apps.py ``local_folders_create``).
+
+``LETHE_RETRAIN_INTERVAL_S``: seconds between scheduled-retraining checks (3600).
 """
 
 from __future__ import annotations
@@ -131,9 +135,7 @@ def _sqlite_database(path: Path, options: dict[str, str]) -> dict[str, Any]:
 
 
 def _default_database() -> dict[str, Any]:
-    var = BASE_DIR / "var"
-    var.mkdir(exist_ok=True)
-    return _sqlite_database(var / "lethe.sqlite3", {})
+    return _sqlite_database(BASE_DIR / "var" / "lethe.sqlite3", {})
 
 
 def _split(value: str) -> list[str]:
@@ -225,8 +227,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = envpath("STATIC_ROOT", BASE_DIR / "var" / "static")
-# WhiteNoise serves collected files from here when DEBUG is off (finders when it is on).
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# WhiteNoise serves collected files from here when DEBUG is off (finders when it is on);
+# collectstatic fills it, local_folders_create makes it for serve and the tests.
 # Trained stages, manifests and certificates; the engine creates folders as it writes.
 ARTIFACT_ROOT = envpath("ARTIFACT_ROOT", BASE_DIR / "var" / "artifacts")
 
@@ -278,8 +280,6 @@ if CELERY_BROKER_URL is None:
         "control_folder": str(LETHE_BROKER_DIR / "control"),
         "store_processed": False,
     }
-    for _folder in ("queue", "processed", "control"):
-        (LETHE_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     # Redis redelivers an unacknowledged message after this long; training tasks run for
     # minutes to hours, and a redelivered duplicate is harmless (stages are claimed).
@@ -320,3 +320,5 @@ LETHE_SIGNING_KEY_PATH = envpath(
 LETHE_MODEL_ROOT = envpath("LETHE_MODEL_ROOT", BASE_DIR / "var" / "models")
 # Threads for torch in processes that train or serve; 0 means one per core.
 LETHE_TORCH_THREADS = envint("LETHE_TORCH_THREADS", 0)
+# Beat: how often schedule_retraining looks for shards serving below their threshold.
+LETHE_RETRAIN_INTERVAL_S = envint("LETHE_RETRAIN_INTERVAL_S", 3600)

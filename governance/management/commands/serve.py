@@ -15,6 +15,8 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from governance.apps import local_folders_create
+
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -26,6 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="serve only")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        local_folders_create()  # on a fresh clone var/ does not exist yet
         call_command("migrate", interactive=False, verbosity=0)
         worker = None
         if not options["no_worker"]:
