@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, overload
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
@@ -85,35 +86,33 @@ def envpath(name: str, default: Path) -> Path:
 def parse_database_url(url: str) -> dict[str, Any]:
     """Turn ``postgres://user:password@host:port/name?option=value`` into a DATABASES entry.
 
-    ``sqlite:///relative/path`` and ``sqlite:////absolute/path`` are accepted too. Query
-    parameters (``sslmode=require``, ...) become OPTIONS.
+    ``sqlite:///relative/path`` (from the repository root) and ``sqlite:////absolute/path``
+    are accepted too. Query parameters (``sslmode=require``, ...) become OPTIONS.
+    dj-database-url parses PostgreSQL URLs; this wrapper keeps to the two backends Lethe
+    is tested on and says what is wrong with a URL it refuses.
     """
     parts = urlsplit(url)
-    options = dict(parse_qsl(parts.query))
     if parts.scheme == "sqlite":
+        options = dict(parse_qsl(parts.query))
         return _sqlite_database(BASE_DIR / unquote(parts.path[1:]), options)
     if parts.scheme not in ("postgres", "postgresql"):
         raise ImproperlyConfigured(
             f"DATABASE_URL scheme {parts.scheme!r} is not supported; use postgres:// or sqlite://"
         )
-    name = unquote(parts.path.lstrip("/"))
-    if not name:
-        raise ImproperlyConfigured("DATABASE_URL names no database (postgres://user@host/NAME)")
     try:
         port = parts.port
     except ValueError:
         raise ImproperlyConfigured("DATABASE_URL has an invalid port") from None
-    return {
-        "ENGINE": "django.db.backends.postgresql",  # psycopg 3, picked up automatically
-        "NAME": name,
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": unquote(parts.password or ""),
-        "HOST": unquote(parts.hostname or ""),
-        "PORT": str(port or ""),
-        "OPTIONS": options,
-        "CONN_MAX_AGE": envint("CONN_MAX_AGE", 0),
-        "CONN_HEALTH_CHECKS": True,
-    }
+    try:
+        database = dj_database_url.parse(
+            url, conn_max_age=envint("CONN_MAX_AGE", 0), conn_health_checks=True
+        )
+    except ValueError as exc:  # dj_database_url.ParseError
+        raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed: {exc}") from None
+    if not database["NAME"]:
+        raise ImproperlyConfigured("DATABASE_URL names no database (postgres://user@host/NAME)")
+    # psycopg 3 is picked up by the postgresql backend; settings keep the port a string.
+    return {**database, "PORT": str(port or ""), "OPTIONS": database.get("OPTIONS", {})}
 
 
 def _sqlite_database(path: Path, options: dict[str, str]) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def test_health_returns_503_when_database_is_down(client):
     broken = mock.Mock(vendor="postgresql")
     broken.cursor.side_effect = OperationalError("connection refused")
 
-    with mock.patch("governance.apis.connection", broken):
+    with mock.patch("governance.api.health.connection", broken):
         response = client.get("/api/v1/health/")
 
     assert response.status_code == 503
