@@ -6,7 +6,13 @@ never extra settings files (DESIGN §8, STYLE §3.10). This is the only module t
 the environment; importing it creates nothing on disk (the commands that start things
 create the folders: governance/apps.py ``local_folders_create``).
 
-``LETHE_RETRAIN_INTERVAL_S``: seconds between scheduled-retraining checks (3600).
+Logging and scheduling variables (the others are described where they are read below):
+
+- ``LETHE_LOG_FORMAT``: ``text`` (default, for people) or ``json`` (one JSON object per
+  line with time, level, logger, message and exc_info, for log collectors).
+- ``LETHE_LOG_LEVEL``: the root logger's level, ``INFO`` by default (a Celery worker's
+  ``--loglevel`` sets its own).
+- ``LETHE_RETRAIN_INTERVAL_S``: seconds between scheduled-retraining checks (3600).
 """
 
 from __future__ import annotations
@@ -321,3 +327,44 @@ LETHE_MODEL_ROOT = envpath("LETHE_MODEL_ROOT", BASE_DIR / "var" / "models")
 LETHE_TORCH_THREADS = envint("LETHE_TORCH_THREADS", 0)
 # Beat: how often schedule_retraining looks for shards serving below their threshold.
 LETHE_RETRAIN_INTERVAL_S = envint("LETHE_RETRAIN_INTERVAL_S", 3600)
+
+# --- Logging ----------------------------------------------------------------------------
+
+LETHE_LOG_FORMAT = envstr("LETHE_LOG_FORMAT", "text").lower()
+if LETHE_LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LETHE_LOG_FORMAT={LETHE_LOG_FORMAT!r}: use text or json")
+LETHE_LOG_LEVEL = envstr("LETHE_LOG_LEVEL", "INFO").upper()
+if LETHE_LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(
+        f"LETHE_LOG_LEVEL={LETHE_LOG_LEVEL!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    )
+_LOG_FORMATTERS: dict[str, dict[str, str]] = {
+    "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    "json": {"()": "governance.log.JsonLinesFormatter"},
+    # Django's own format for runserver's request lines ([time] "GET / HTTP/1.1" 200 35).
+    "django.server": {
+        "()": "django.utils.log.ServerFormatter",
+        "format": "[{server_time}] {message}",
+        "style": "{",
+    },
+}
+# Request lines stay in Django's format as text and become JSON lines with the rest.
+_SERVER_FORMAT = "django.server" if LETHE_LOG_FORMAT == "text" else LETHE_LOG_FORMAT
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {name: _LOG_FORMATTERS[name] for name in {LETHE_LOG_FORMAT, _SERVER_FORMAT}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LETHE_LOG_FORMAT},
+        "server": {"class": "logging.StreamHandler", "formatter": _SERVER_FORMAT},
+    },
+    "root": {"handlers": ["console"], "level": LETHE_LOG_LEVEL},
+    "loggers": {
+        # Django's own console handler would print its records a second time. Configuring
+        # "django" resets its children, so runserver's logger is configured again below.
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
+        # Celery gives a task logger without a handler its own plain-text one.
+        "celery.task": {"handlers": ["console"], "propagate": False},
+    },
+}
