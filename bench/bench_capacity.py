@@ -303,8 +303,8 @@ def _erase(officer: Any, ref: str) -> int:
     from governance.services.erasure import (
         erasure_request_approve,
         erasure_request_create,
-        erasure_request_execute,
     )
+    from governance.services.erasure_execution import erasure_request_execute
 
     request, _ = erasure_request_create(
         actor=officer, subject_ref=ref, reason="bench", channel="email"

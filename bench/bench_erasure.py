@@ -125,7 +125,7 @@ def _install_hooks() -> None:
     ``erasure_request_execute`` looks the phase functions up in its module when it runs,
     so replacing the module attributes reaches it.
     """
-    from governance.services import erasure
+    from governance.services import erasure_execution as erasure
 
     capture_enqueues()
 
@@ -172,8 +172,8 @@ def _erase(officer: Any, ref: str) -> dict[str, Any]:
     from governance.services.erasure import (
         erasure_request_approve,
         erasure_request_create,
-        erasure_request_execute,
     )
+    from governance.services.erasure_execution import erasure_request_execute
 
     _STEP[0] = "file"
     start = time.perf_counter()
@@ -314,8 +314,8 @@ def _origin() -> str:
 
 
 def _claims_ok(request_id: int) -> bool:
+    from governance.certificates.claims import certificate_claims_check
     from governance.models import DeletionCertificate
-    from governance.services.erasure import certificate_claims_check
 
     envelope = DeletionCertificate.objects.get(request=request_id).envelope
     return all(c["ok"] for c in certificate_claims_check(envelope))

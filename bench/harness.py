@@ -248,7 +248,7 @@ def capture_enqueues() -> None:
     """
     from governance.services import erasure, training
 
-    erasure._enqueue = lambda request_id: CAPTURED["erasure"].append(request_id)  # type: ignore[assignment]
+    erasure.erasure_request_enqueue = lambda request_id: CAPTURED["erasure"].append(request_id)  # type: ignore[assignment]
     training._enqueue = lambda ids: CAPTURED["tasks"].extend(ids)  # type: ignore[assignment]
 
 
@@ -274,7 +274,8 @@ def train(engineer: Any, spec: Any) -> tuple[Any, float]:
     queues are run here by ``training_task_run``, as the training worker would.
     """
     from governance.models import Stage
-    from governance.services.training import model_create, model_train, training_task_run
+    from governance.services.training import model_create, model_train
+    from governance.services.training_tasks import training_task_run
 
     model = model_create(actor=engineer, spec=spec)
     start = time.perf_counter()

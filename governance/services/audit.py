@@ -1,7 +1,8 @@
 """The hash-chained audit trail: append only, one event per state change.
 
-Each event's hash is SHA-256 over its canonical JSON form, which includes the previous
-event's hash, so changing or removing any row breaks every hash after it. Appends are
+Each event's hash is SHA-256 over its canonical JSON form (``governance.canonical``), which
+includes the previous event's hash, so changing or removing any row breaks every hash after
+it. Appends are
 serialised (an advisory lock on PostgreSQL; SQLite's IMMEDIATE transactions already take
 the write lock) so two writers never chain onto the same predecessor.
 """
@@ -18,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from governance.canonical import canonical_bytes
 from governance.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -35,7 +37,7 @@ def canonical_event(
     payload: dict[str, Any],
     prev_hash: str,
 ) -> bytes:
-    """The bytes an event's hash covers: sorted-key compact JSON, UTC time in ISO 8601."""
+    """The bytes an event's hash covers: the canonical JSON of the event, UTC time in ISO 8601."""
     body = {
         "seq": seq,
         "created_at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
@@ -46,7 +48,7 @@ def canonical_event(
         "payload": payload,
         "prev_hash": prev_hash,
     }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_bytes(body)
 
 
 def event_hash(event: AuditEvent) -> str:
@@ -82,7 +84,11 @@ def audit_event_append(
     object_id: str = "",
     payload: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain; must run inside the caller's transaction."""
+    """Append one event to the chain; must run inside the caller's transaction.
+
+    ``payload`` is stored as JSON (values JSON lacks, such as datetimes, as their ``str``)
+    and hashed in canonical form, so it holds no floats (ValueError names the path).
+    """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit events are written inside the state change's transaction")
     if connection.vendor == "postgresql":

@@ -29,9 +29,9 @@ from django.utils import timezone
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from governance.certificates import pdf_table, pdf_text
 from governance.errors import ApplicationError
 from governance.models import ErasureEvent, ErasureRequest
+from governance.pdf import FooterPDF, pdf_table, pdf_text
 from governance.services.audit import audit_event_append
 
 Status = ErasureRequest.Status
@@ -181,7 +181,7 @@ def _outcome(req: ErasureRequest, body: dict[str, Any], *, now: datetime) -> str
         return str(body.get("outcome") or "erased")
     if req.status == Status.REJECTED:
         return "rejected"
-    return "overdue" if req.deadline < now else "pending"
+    return "overdue" if req.is_overdue(now) else "pending"
 
 
 def _reviewer(req: ErasureRequest) -> str:
@@ -328,24 +328,16 @@ _SUMMARY_LABELS = {
 }
 
 
-class _ReportPDF(FPDF):
-    footer_text = ""
-
-    def footer(self) -> None:
-        self.set_y(-10)
-        self.set_font("helvetica", size=7)
-        self.cell(0, 5, f"{self.footer_text}  -  page {self.page_no()}/{{nb}}", align="C")
-
-
 def report_pdf(
     rows: Sequence[ReportRow], *, since: datetime | None, until: datetime | None
 ) -> bytes:
     """Landscape A4: title, period, summary, then every row (headings repeat per page)."""
-    pdf = _ReportPDF(orientation="landscape", format="A4")
+    pdf = FooterPDF(orientation="landscape", format="A4")
     pdf.set_margins(10, 10, 10)
     pdf.set_auto_page_break(auto=True, margin=14)
     pdf.set_title("Erasure requests: record-keeping report")
-    pdf.footer_text = f"Lethe erasure report, generated {_human(timezone.now())}"
+    pdf.footer_y = -10
+    pdf.footer_text = f"Lethe erasure report, generated {_human(timezone.now())}  -  "
     pdf.add_page()
     pdf.set_font("helvetica", "B", 16)
     pdf.cell(0, 9, "Erasure requests: record-keeping report", new_x=XPos.LMARGIN, new_y=YPos.NEXT)

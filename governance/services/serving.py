@@ -15,7 +15,6 @@ manifest.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 from django.db import transaction
 
 from governance import engine
+from governance.canonical import canonical_bytes
 from governance.errors import ApplicationError
 from governance.models import ServingManifest, Shard, Stage, TrainingTask, UnlearningModel
 from governance.selectors.manifests import manifest_current, manifest_latest
@@ -92,7 +92,7 @@ def _depth(
 
 def manifest_digest(model_id: int, generation: int, entries: list[dict[str, Any]]) -> str:
     body = {"model": model_id, "generation": generation, "entries": entries}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    canonical = canonical_bytes(body)
     return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 

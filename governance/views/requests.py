@@ -20,7 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 
-from governance.certificates import certificate_pdf
+from governance.certificates.pdf import certificate_pdf
 from governance.errors import ApplicationError
 from governance.models import DeletionCertificate, ErasureRequest, ErasureRequestQuerySet
 from governance.permissions import Action

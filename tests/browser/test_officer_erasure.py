@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from governance.certificates import certificate_verify
+from governance.certificates.signing import certificate_verify
 from governance.models import ErasureRequest, Record, Stage, TrainingJob
 from governance.services import training
 from tests.browser.conftest import screenshot, sign_in

@@ -25,21 +25,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from governance import certificates
-from governance.certificates import (
+from governance.canonical import canonical_bytes
+from governance.certificates import signing as certificates
+from governance.certificates.pdf import certificate_pdf
+from governance.certificates.signing import (
     ALGORITHM,
     SignatureCheck,
     SigningKeyError,
-    canonical_bytes,
-    certificate_pdf,
     certificate_sign,
     certificate_verify,
     key_id,
-    pdf_text,
     public_key_info,
     signing_key,
     signing_key_cache_clear,
 )
+from governance.pdf import pdf_text
 
 REPO = Path(__file__).resolve().parents[2]
 OPENSSL = shutil.which("openssl")

@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from governance.certificates import certificate_verify
+from governance.certificates.signing import certificate_verify
 from governance.models import (
     AuditEvent,
     DeletionCertificate,
@@ -26,7 +26,7 @@ from governance.models import (
     SliceAssignment,
     Stage,
 )
-from governance.services import erasure
+from governance.services import erasure, erasure_execution
 from governance.services.audit import audit_chain_verify
 from governance.services.serving import manifest_entries
 from tests.governance import web_helpers
@@ -55,7 +55,7 @@ def approve_and_run(officer, request_id, capture):
         response = officer.client.post(f"{URL}{request_id}/approve/", {}, format="json")
     assert response.status_code == 200, response.content
     assert len(callbacks) == 1  # the execution task, queued after commit
-    return erasure.erasure_request_execute(request_id=request_id)
+    return erasure_execution.erasure_request_execute(request_id=request_id)
 
 
 def assert_i2(model_id: int) -> ServingManifest:
@@ -412,7 +412,7 @@ def test_execution_is_idempotent(officer, integration, trained, django_capture_o
     events = AuditEvent.objects.count()
     certificate = DeletionCertificate.objects.get(request=req).certificate_id
 
-    assert erasure.erasure_request_execute(request_id=req) == "completed"
+    assert erasure_execution.erasure_request_execute(request_id=req) == "completed"
 
     assert AuditEvent.objects.count() == events
     assert DeletionCertificate.objects.get(request=req).certificate_id == certificate
@@ -431,15 +431,15 @@ def test_a_crash_between_phases_is_finished_by_a_retry(
 
     target = "stages_destroy" if crash_in == "purge" else "_certify"
     with monkeypatch.context() as patch:
-        patch.setattr(erasure, target, crash)
+        patch.setattr(erasure_execution, target, crash)
         with pytest.raises(OSError, match="worker lost"):
-            erasure.erasure_request_execute(request_id=req)
+            erasure_execution.erasure_request_execute(request_id=req)
     # Phase 1 committed: the stages no longer serve even before the retry.
     assert ErasureRequest.objects.get(pk=req).status == "executing"
     assert_i2(trained["model"])
-    assert erasure.erasure_requests_stuck(older_than=timedelta(0)) == [req]
+    assert erasure_execution.erasure_requests_stuck(older_than=timedelta(0)) == [req]
 
-    assert erasure.erasure_request_execute(request_id=req) == "completed"
+    assert erasure_execution.erasure_request_execute(request_id=req) == "completed"
 
     assert not Stage.objects.filter(state="deactivated").exists()
     assert certificate_verify(DeletionCertificate.objects.get(request=req).envelope).ok
@@ -459,7 +459,7 @@ def test_failed_request_can_be_retried(
 
     assert retried.json()["status"] == "approved"
     assert len(callbacks) == 1
-    assert erasure.erasure_request_execute(request_id=req) == "completed"
+    assert erasure_execution.erasure_request_execute(request_id=req) == "completed"
 
 
 def test_erasure_while_a_stage_trains_makes_it_unusable(
@@ -472,7 +472,7 @@ def test_erasure_while_a_stage_trains_makes_it_unusable(
     django_capture_on_commit_callbacks,
 ):
     """I5: the erasure commits while stage training runs; the stage never becomes trained."""
-    from governance.services import training
+    from governance.services import training_tasks as training
 
     dataset_id = create_dataset(integration.client, sample)
     model_id = engineer.client.post(f"{API}/models/", tiny_model(dataset_id), format="json").json()[
@@ -510,7 +510,7 @@ def test_erasure_while_a_stage_trains_makes_it_unusable(
     assert stage.trained_at is None
     key_file = Path(artifacts) / f"model-{model_id}" / "gen-1"
     assert not list(key_file.glob(f"shard-{stage.shard.index:03d}/stage-{stage.prefix}*"))
-    assert erasure.stages_purge_orphans() in ([], [stage.pk])
+    assert erasure_execution.stages_purge_orphans() in ([], [stage.pk])
     for manifest in ServingManifest.objects.filter(model=model_id):
         assert stage.pk not in {s["id"] for e in manifest.entries for s in e["stages"]}
     assert_i2(model_id)
@@ -550,7 +550,7 @@ def test_concurrent_erasures_on_one_shard_end_as_if_sequential(
 
     def run(req):
         try:
-            erasure.erasure_request_execute(request_id=req)
+            erasure_execution.erasure_request_execute(request_id=req)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -580,7 +580,7 @@ def test_retraining_replaces_only_shallow_shards_as_a_new_generation(
     engineer, integration, officer, sample, artifacts, django_capture_on_commit_callbacks
 ):
     from governance.models import UnlearningModel
-    from governance.services.training import models_retrain_due
+    from governance.services.retraining import models_retrain_due
 
     dataset_id = create_dataset(integration.client, sample)
     model_id = engineer.client.post(

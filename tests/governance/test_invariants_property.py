@@ -59,19 +59,14 @@ from governance.models import (
     TrainingTask,
     UnlearningModel,
 )
-from governance.services import erasure, training
+from governance.services import erasure, erasure_execution
+from governance.services import training_tasks as training
 from governance.services.audit import audit_chain_verify
 from governance.services.datasets import dataset_create, records_upsert
+from governance.services.retraining import model_retrain, models_retrain_due
 from governance.services.serving import model_predict, predictors
-from governance.services.training import (
-    ModelSpec,
-    model_create,
-    model_retrain,
-    model_train,
-    models_retrain_due,
-    training_task_fail,
-    training_task_run,
-)
+from governance.services.training import ModelSpec, model_create, model_train
+from governance.services.training_tasks import training_task_fail, training_task_run
 from unlearning.sample_data import LABELS
 
 SHARDS = 2
@@ -432,7 +427,7 @@ class ErasureMachine(RuleBasedStateMachine):
         with self.env.capture(execute=False) as callbacks:
             erasure.erasure_request_approve(actor="officer", request=request)
         assert len(callbacks) == 1
-        assert erasure.erasure_request_execute(request_id=request.pk) == "completed"
+        assert erasure_execution.erasure_request_execute(request_id=request.pk) == "completed"
         for pk in doomed:
             self.erased[pk] = self.model.generation
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from governance.api.ingest import ValidRow
 from governance.models import AuditEvent, DeletionCertificate, ErasureRequest
-from governance.services import erasure, reports
+from governance.services import erasure, erasure_execution, reports
 from governance.services.audit import audit_chain_verify
 from governance.services.datasets import dataset_create, records_upsert
 from tests.governance.api_helpers import API, REPORT_HEADER, error_of
@@ -54,7 +54,7 @@ def desk(officer, integration, artifacts, django_capture_on_commit_callbacks):
         def decide_and_run(self, req, *, note=""):
             with django_capture_on_commit_callbacks(execute=False):
                 erasure.erasure_request_approve(actor=officer.user, request=req, note=note)
-            assert erasure.erasure_request_execute(request_id=req.pk) == "completed"
+            assert erasure_execution.erasure_request_execute(request_id=req.pk) == "completed"
             return ErasureRequest.objects.get(pk=req.pk)
 
         def reject(self, subject, reason="identity not verified", **when):
@@ -150,7 +150,7 @@ def test_completed_rejected_auto_approved_and_open_rows(settings, integration, o
     settings.LETHE_AUTO_APPROVE_INTEGRATION = True
     auto = desk.file("bot-filed")
     assert auto.status == "approved"
-    assert erasure.erasure_request_execute(request_id=auto.pk) == "completed"
+    assert erasure_execution.erasure_request_execute(request_id=auto.pk) == "completed"
 
     rows = by_id(reports.erasure_report(since=None, until=None))
 

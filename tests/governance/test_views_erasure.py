@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from governance.certificates import certificate_verify
+from governance.certificates.signing import certificate_verify
 from governance.models import ErasureRequest, Record, ServingManifest, Stage
-from governance.services import erasure
+from governance.selectors import impact
+from governance.services import erasure, erasure_execution
 from tests.governance import web_helpers
 from tests.governance.web_helpers import browser, busiest_subject, find, find_all, ids_on
 
@@ -32,7 +33,7 @@ def cells_by_state(page):
 
 def test_preview_names_shards_and_truncated_sequences_then_files_one(officer, trained):
     subject = busiest_subject(trained["model"])
-    expected = erasure.erasure_impact(subject_ref=subject)
+    expected = impact.erasure_impact(subject_ref=subject)
     (generation,) = expected["models"][0]["generations"]
     client = browser(officer)
 
@@ -101,9 +102,9 @@ def test_erasure_marks_stages_deactivated_then_destroyed_and_issues_certificates
     def purge_fails(request):
         raise RuntimeError("storage unreachable")
 
-    monkeypatch.setattr(erasure, "_purge", purge_fails)
+    monkeypatch.setattr(erasure_execution, "_purge", purge_fails)
     with pytest.raises(RuntimeError):
-        erasure.erasure_request_execute(request_id=req.pk)
+        erasure_execution.erasure_request_execute(request_id=req.pk)
     req.refresh_from_db()
     doomed = {str(i) for m in req.execution["models"] for i in m["stages"]}
     assert doomed
@@ -112,7 +113,7 @@ def test_erasure_marks_stages_deactivated_then_destroyed_and_issues_certificates
     assert not doomed & halfway.get("serving", set())
 
     monkeypatch.undo()
-    assert erasure.erasure_request_execute(request_id=req.pk) == "completed"
+    assert erasure_execution.erasure_request_execute(request_id=req.pk) == "completed"
 
     grid = client.get(f"/models/{model_id}/")
     after = cells_by_state(grid)

@@ -17,7 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from governance.models import AuditEvent, DeletionCertificate, ErasureRequest
-from governance.services import erasure
+from governance.services import erasure, erasure_execution
 from tests.governance import web_helpers
 from tests.governance.api_helpers import REPORT_HEADER
 from tests.governance.web_helpers import browser, find, find_all, ids_on, parse
@@ -49,7 +49,7 @@ def desk(officer, artifacts, django_capture_on_commit_callbacks):
             req = self.file(subject, **when)
             with django_capture_on_commit_callbacks(execute=False):
                 erasure.erasure_request_approve(actor=officer.user, request=req, note="checked")
-            assert erasure.erasure_request_execute(request_id=req.pk) == "completed"
+            assert erasure_execution.erasure_request_execute(request_id=req.pk) == "completed"
             return ErasureRequest.objects.get(pk=req.pk)
 
         def reject(self, subject, **when):

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from governance.certificates import certificate_verify
+from governance.certificates.claims import certificate_claims_check
+from governance.certificates.signing import certificate_verify
 from governance.models import ErasureRequest, Record, ServingManifest, Stage, TrainingJob
-from governance.services import erasure
+from governance.services import erasure_execution
 from tests.integration.test_worker import Worker, _create_model, _wait
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -84,7 +85,7 @@ def test_worker_executes_an_erasure_and_certifies_it(
     envelope = auditor.client.get(f"{API}/erasure-requests/{req}/certificate/").json()
     public = auditor.client.get(f"{API}/certificates/public-key/").json()
     assert certificate_verify(envelope, public_key_pem=public["public_key_pem"]).ok
-    assert all(c["ok"] for c in erasure.certificate_claims_check(envelope))
+    assert all(c["ok"] for c in certificate_claims_check(envelope))
     manifest = _serving_lineage_is_clean(model_id)
     assert manifest.version > before
     assert {s for s, _ in doomed} == {
@@ -122,7 +123,7 @@ def test_requests_survive_a_dead_worker(engineer, integration, officer, sample, 
         ids.append(filed.json()["id"])
     # The first: phase 1 commits, then the "worker" dies and its message is lost.
     ErasureRequest.objects.filter(pk=ids[0]).update(status="approved")
-    assert erasure._deactivate(ids[0]).status == "executing"
+    assert erasure_execution._deactivate(ids[0]).status == "executing"
     _serving_lineage_is_clean(model_id)  # already out of service before any purge
     # The second: approved through the API with no worker running.
     assert officer.client.post(f"{API}/erasure-requests/{ids[1]}/approve/").status_code == 200

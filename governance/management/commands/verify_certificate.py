@@ -25,7 +25,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from governance.certificates import certificate_verify
+        from governance.certificates.signing import certificate_verify
 
         envelope = _read(options["file"])
         pem = Path(options["public_key"]).read_bytes() if options["public_key"] else None
@@ -42,7 +42,7 @@ class Command(BaseCommand):
         if not _database_reachable():
             self.stdout.write("claims not checked: no database reachable (use --offline)")
             raise CommandError("claims not checked")
-        from governance.services.erasure import certificate_claims_check
+        from governance.certificates.claims import certificate_claims_check
 
         claims = certificate_claims_check(envelope)
         for claim in claims:

@@ -1,0 +1,107 @@
+"""The certificate body (DESIGN §6, docs/certificates.md), built from the database rows.
+
+The body is what gets signed, so it holds only what ``canonical_bytes`` accepts: strings,
+integers, booleans, null, lists and objects. It is read from the rows as they are when the
+certificate is issued (inside the transaction that completes the request), so every claim
+it makes is true at issue and ``certificates.claims`` can re-check each one later.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from governance import engine
+from governance.certificates.signing import signer_key_id
+from governance.models import AuditEvent, ErasureRequest, Stage, UnlearningModel
+
+CERTIFICATE_TYPE = "lethe.erasure-certificate/v1"
+
+
+def certificate_body(*, request: ErasureRequest, issued_at: datetime) -> dict[str, Any]:
+    """The body for an executed request: records erased, models, timeline, chain head.
+
+    ``request.execution`` is what phase 1 recorded; stage rows add what happened since
+    (when their bytes were destroyed).
+    """
+    execution = request.execution
+    records = execution.get("records_erased", [])
+    head = AuditEvent.objects.order_by("-seq").only("seq", "hash").first()
+    return {
+        "type": CERTIFICATE_TYPE,
+        "certificate_id": str(uuid.uuid4()),
+        "request_id": request.pk,
+        "subject_ref": request.subject_ref,
+        "outcome": "erased" if records else "no_records_found",
+        "records_found": len(records),
+        "records_erased": records,
+        "models": _models(execution.get("models", [])),
+        "received_at": _iso(request.received_at),
+        "due_at": _iso(request.deadline),
+        "approved_at": _iso(request.approved_at),
+        "approved_by": request.approved_by.get_username() if request.approved_by else "policy",
+        "executed_at": execution.get("executed_at", ""),
+        "issued_at": _iso(issued_at),
+        "audit_chain_head": {"seq": head.seq, "hash": head.hash} if head else None,
+        "issuer": "Lethe",
+        "signing_key_id": signer_key_id(),
+    }
+
+
+def _models(done: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per model phase 1 touched, in the order it recorded them."""
+    stages = Stage.objects.filter(pk__in=[i for m in done for i in m["stages"]])
+    by_id = {s.pk: s for s in stages}
+    names = dict(
+        UnlearningModel.objects.filter(pk__in=[m["model_id"] for m in done]).values_list(
+            "pk", "name"
+        )
+    )
+    return [_model(m, names.get(m["model_id"], ""), by_id) for m in done]
+
+
+def _model(done: dict[str, Any], name: str, stages: dict[int, Stage]) -> dict[str, Any]:
+    after = done["manifest_after"] or {}
+    return {
+        "model_id": done["model_id"],
+        "name": name,
+        "stages_deactivated": [_stage(d, stages[d["id"]]) for d in done["stage_details"]],
+        "manifest_before": _manifest_claim(done["manifest_before"]),
+        "manifest_after": _manifest_claim(after),
+        "serving_depth_after": after.get("depths", {}),
+        "i2_check": done["i2_check"],
+    }
+
+
+def _stage(detail: dict[str, Any], stage: Stage) -> dict[str, Any]:
+    return {
+        "id": detail["id"],
+        "generation": detail["generation"],
+        "shard": detail["shard"],
+        "prefix": detail["prefix"],
+        "sequence": _sequences_of(stage),
+        "position": detail["position"],
+        "state_before": detail["state_before"],
+        "tensor_digest": detail["tensor_digest"],
+        "destroyed_at": _iso(stage.destroyed_at),
+    }
+
+
+def _sequences_of(stage: Stage) -> list[int]:
+    """Indices of the sequences whose prefix this stage is (shared prefixes: several)."""
+    return [
+        seq.index
+        for seq in stage.shard.sequences.order_by("index")
+        if engine.prefix_text(seq.order[: stage.position]) == stage.prefix
+    ]
+
+
+def _manifest_claim(ref: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not ref:
+        return None
+    return {"version": ref["version"], "generation": ref["generation"], "digest": ref["digest"]}
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""

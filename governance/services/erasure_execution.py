@@ -1,0 +1,374 @@
+"""Erasure execution (the worker's side of flow 3): deactivate, purge, certify.
+
+Execution runs on the ``control`` queue in three idempotent phases, each of which a retry
+may repeat after a crash anywhere:
+
+1. **Deactivate** (one transaction, from ``approved`` to ``executing``): the subject's
+   records are marked erased and their content wiped, every stage whose lineage holds one
+   of them is deactivated, each affected model publishes its next manifest, and the audit
+   events are appended. From this commit on no prediction can use those stages (I2).
+2. **Purge**: the deactivated stages' bytes are deleted from artifact storage and this
+   process's caches, and the stages are marked destroyed with their audit event (I3).
+3. **Certify** (one transaction, to ``completed``): the certificate is built from the
+   database, signed with Ed25519, stored and the request completed.
+
+Concurrent erasures lock the affected models' rows (in primary-key order) before touching
+records and stages, so erasures that share a shard run one after the other and the final
+manifest is the one a sequential run would publish. Row updates come before audit appends
+in every transaction, because appends take the chain's lock (see services/audit.py).
+The sweepers at the end finish what a crash or a lost message left behind.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from governance import engine
+from governance.certificates.body import certificate_body
+from governance.certificates.claims import PASSED, i2_check
+from governance.certificates.signing import certificate_digest, certificate_sign
+from governance.models import (
+    DeletionCertificate,
+    ErasureRequest,
+    Record,
+    SliceAssignment,
+    Stage,
+    UnlearningModel,
+)
+from governance.selectors.impact import LIVE_STATES
+from governance.selectors.manifests import manifest_latest
+from governance.services.audit import audit_event_append
+from governance.services.erasure import erasure_event_create, erasure_request_enqueue
+from governance.services.serving import manifest_refresh, predictors
+
+Status = ErasureRequest.Status
+WORKER = "worker"
+ORPHAN_BATCH = 1000
+
+
+def erasure_request_execute(*, request_id: int) -> str:
+    """Carry out an approved request; safe to run again at any point. Returns its status."""
+    request = _deactivate(request_id)
+    if request is None:
+        return ErasureRequest.objects.get(pk=request_id).status
+    _purge(request)
+    return _certify(request).status
+
+
+# --- phase 1: deactivate -----------------------------------------------------------------
+
+
+def _deactivate(request_id: int) -> ErasureRequest | None:
+    """Phase 1: records, stages, manifests and audit in one transaction."""
+    with transaction.atomic():
+        request = ErasureRequest.objects.select_for_update().get(pk=request_id)
+        if request.status == Status.EXECUTING:
+            return request  # phase 1 committed before; resume with the purge
+        if request.status != Status.APPROVED:
+            return None
+        now = timezone.now()
+        record_ids, models = _lock_models(request.subject_ref)
+        before = {m.pk: _manifest_ref(m) for m in models}
+        erased_ids = _records_erase(record_ids, now=now)
+        deactivated = _deactivate_stages(record_ids)
+        models_done = [
+            _model_done(request, model, deactivated.get(model.pk, []), before[model.pk])
+            for model in models
+        ]
+        failed = [m["model_id"] for m in models_done if m["i2_check"] != PASSED]
+        if failed:
+            raise RuntimeError(f"I2 violated after deactivation for models {failed}")
+        request.status = Status.EXECUTING
+        request.attempts += 1
+        request.execution = {
+            "executed_at": now.isoformat(),
+            "records_erased": erased_ids,
+            "models": models_done,
+        }
+        request.save()
+        _deactivated_events(request, erased_ids, models_done)
+    return request
+
+
+def _lock_models(subject_ref: str) -> tuple[list[int], list[UnlearningModel]]:
+    """The subject's active records, and the models trained on them, locked in pk order.
+
+    The models are locked first: concurrent erasures touching one model queue here.
+    """
+    record_ids = list(
+        Record.objects.filter(
+            subject__external_ref=subject_ref, status=Record.Status.ACTIVE
+        ).values_list("pk", flat=True)
+    )
+    model_ids = sorted(
+        set(
+            SliceAssignment.objects.filter(record_id__in=record_ids).values_list(
+                "model_id", flat=True
+            )
+        )
+    )
+    models = list(
+        UnlearningModel.objects.select_for_update().filter(pk__in=model_ids).order_by("pk")
+    )
+    return record_ids, models
+
+
+def _records_erase(record_ids: list[int], *, now: datetime) -> list[str]:
+    """Tombstone the records still active (content wiped); their external ids."""
+    records = list(
+        Record.objects.select_for_update()
+        .filter(pk__in=record_ids, status=Record.Status.ACTIVE)
+        .order_by("pk")
+    )
+    Record.objects.filter(pk__in=[r.pk for r in records]).update(
+        status=Record.Status.ERASED, erased_at=now, text="", label=""
+    )
+    return [r.external_id for r in records]
+
+
+def _deactivate_stages(record_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Deactivate live stages reading any of the records; locked rows, re-checked state.
+
+    A stage in training is deactivated too: its worker finds it no longer ``training``
+    when it finishes, never records it as trained, and deletes what it wrote (I5).
+    """
+    candidate_ids = (
+        Stage.objects.filter(slices__assignments__record_id__in=record_ids)
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    stages = list(
+        Stage.objects.select_for_update()
+        .filter(pk__in=list(candidate_ids), state__in=LIVE_STATES)
+        .select_related("shard")
+        .order_by("pk")
+    )
+    Stage.objects.filter(pk__in=[s.pk for s in stages]).update(
+        state=Stage.State.DEACTIVATED, claimed_until=None
+    )
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for s in stages:
+        out[s.shard.model_id].append(
+            {
+                "id": s.pk,
+                "generation": s.shard.generation,
+                "shard": s.shard.index,
+                "prefix": s.prefix,
+                "position": s.position,
+                "state_before": s.state,
+                "tensor_digest": s.tensor_digest,
+            }
+        )
+    return out
+
+
+def _model_done(
+    request: ErasureRequest,
+    model: UnlearningModel,
+    stages: list[dict[str, Any]],
+    before: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Publish the model's next manifest; what phase 1 did to it, as the certificate says."""
+    manifest_refresh(model=model, reason=f"erasure request {request.pk}", actor=WORKER)
+    return {
+        "model_id": model.pk,
+        "stages": [s["id"] for s in stages],
+        "stage_details": stages,
+        "manifest_before": before,
+        "manifest_after": _manifest_ref(model),
+        "i2_check": i2_check(model),
+    }
+
+
+def _manifest_ref(model: UnlearningModel) -> dict[str, Any] | None:
+    manifest = manifest_latest(model)
+    if manifest is None:
+        return None
+    return {
+        "version": manifest.version,
+        "generation": manifest.generation,
+        "digest": manifest.digest,
+        "depths": {str(e["shard"]): e["depth"] for e in manifest.entries},
+    }
+
+
+def _deactivated_events(
+    request: ErasureRequest, erased_ids: list[str], models_done: list[dict[str, Any]]
+) -> None:
+    erasure_event_create(
+        request=request,
+        actor=WORKER,
+        action="deactivated",
+        data={"records": len(erased_ids), "stages": sum(len(m["stages"]) for m in models_done)},
+    )
+    audit_event_append(
+        actor=WORKER,
+        action="erasure.deactivated",
+        obj=request,
+        payload={
+            "records_erased": erased_ids,
+            "models": [
+                {k: m[k] for k in ("model_id", "stages", "manifest_after", "i2_check")}
+                for m in models_done
+            ],
+        },
+    )
+
+
+# --- phase 2: purge ----------------------------------------------------------------------
+
+
+def _purge(request: ErasureRequest) -> None:
+    """Phase 2: destroy the bytes of every stage phase 1 deactivated (idempotent)."""
+    for entry in request.execution.get("models", []):
+        stages_destroy(stage_ids=entry["stages"], actor=WORKER, reason=f"erasure {request.pk}")
+
+
+def stages_destroy(*, stage_ids: Iterable[int], actor: Any, reason: str) -> list[int]:
+    """Delete deactivated stages' bytes and mark them destroyed (I3). Returns ids destroyed.
+
+    Bytes go first: a crash before the marking leaves a deactivated stage without a file,
+    which the next attempt marks. Caches of this process are purged with them; serving
+    processes drop theirs when they see the new manifest, before their next prediction.
+    """
+    stages = list(
+        Stage.objects.filter(pk__in=list(stage_ids), state=Stage.State.DEACTIVATED)
+        .select_related("shard__model")
+        .order_by("pk")
+    )
+    if not stages:
+        return []
+    by_model: dict[int, list[Stage]] = defaultdict(list)
+    for stage in stages:
+        store = engine.artifact_store(stage.shard.model, stage.shard.generation)
+        store.delete(engine.stage_key(stage))
+        if stage.artifact_path:
+            Path(stage.artifact_path).unlink(missing_ok=True)
+        by_model[stage.shard.model_id].append(stage)
+    for model_id in by_model:
+        predictors.evict(model_id)
+    now = timezone.now()
+    with transaction.atomic():
+        return [
+            stage_id
+            for model_id, group in by_model.items()
+            for stage_id in _mark_destroyed(model_id, group, actor=actor, reason=reason, now=now)
+        ]
+
+
+def _mark_destroyed(
+    model_id: int, group: list[Stage], *, actor: Any, reason: str, now: datetime
+) -> list[int]:
+    """Mark the model's stages that are still deactivated destroyed, with one audit event."""
+    ids = list(
+        Stage.objects.filter(
+            pk__in=[s.pk for s in group], state=Stage.State.DEACTIVATED
+        ).values_list("pk", flat=True)
+    )
+    Stage.objects.filter(pk__in=ids).update(
+        state=Stage.State.DESTROYED, destroyed_at=now, artifact_path=""
+    )
+    if ids:
+        audit_event_append(
+            actor=actor,
+            action="stages.destroyed",
+            object_type="unlearningmodel",
+            object_id=str(model_id),
+            payload={
+                "reason": reason,
+                "stages": [
+                    {"id": s.pk, "prefix": s.prefix, "digest": s.tensor_digest}
+                    for s in group
+                    if s.pk in ids
+                ],
+            },
+        )
+    return ids
+
+
+# --- phase 3: certify --------------------------------------------------------------------
+
+
+def _certify(request: ErasureRequest) -> ErasureRequest:
+    """Phase 3: build, sign and store the certificate; complete the request."""
+    with transaction.atomic():
+        request = ErasureRequest.objects.select_for_update().get(pk=request.pk)
+        if request.status != Status.EXECUTING:
+            return request
+        leftovers = _not_destroyed(request)
+        if leftovers:
+            raise RuntimeError(f"stages {leftovers} still hold bytes; not certifying")
+        now = timezone.now()
+        body = certificate_body(request=request, issued_at=now)
+        certificate = DeletionCertificate.objects.create(
+            request=request,
+            certificate_id=body["certificate_id"],
+            envelope=certificate_sign(body),
+            key_id=body["signing_key_id"],
+            digest=certificate_digest(body),
+            issued_at=now,
+        )
+        request.status = Status.COMPLETED
+        request.completed_at = now
+        request.error = ""
+        request.save()
+        erasure_event_create(
+            request=request,
+            actor=WORKER,
+            action="completed",
+            data={"certificate_id": certificate.certificate_id},
+        )
+        audit_event_append(
+            actor=WORKER,
+            action="erasure.completed",
+            obj=request,
+            payload={
+                "certificate_id": certificate.certificate_id,
+                "certificate_digest": certificate.digest,
+                "key_id": certificate.key_id,
+            },
+        )
+    return request
+
+
+def _not_destroyed(request: ErasureRequest) -> list[int]:
+    ids = [i for m in request.execution.get("models", []) for i in m["stages"]]
+    return list(
+        Stage.objects.filter(pk__in=ids)
+        .exclude(state=Stage.State.DESTROYED)
+        .values_list("pk", flat=True)
+    )
+
+
+# --- sweepers ----------------------------------------------------------------------------
+
+
+def erasure_requests_stuck(*, older_than: timedelta) -> list[int]:
+    """Sweeper: queue again requests left in approved or executing (lost message, crash)."""
+    cutoff = timezone.now() - older_than
+    ids = list(
+        ErasureRequest.objects.filter(
+            status__in=(Status.APPROVED, Status.EXECUTING), updated_at__lte=cutoff
+        ).values_list("pk", flat=True)
+    )
+    for request_id in ids:
+        transaction.on_commit(lambda request_id=request_id: erasure_request_enqueue(request_id))  # type: ignore[misc]
+    return ids
+
+
+def stages_purge_orphans() -> list[int]:
+    """Sweeper: destroy any deactivated stage left with bytes (a crash between phases, or a
+    worker that wrote a stage whose lineage was erased while it trained)."""
+    ids = list(
+        Stage.objects.filter(state=Stage.State.DEACTIVATED).values_list("pk", flat=True)[
+            :ORPHAN_BATCH
+        ]
+    )
+    return stages_destroy(stage_ids=ids, actor="sweeper", reason="orphan purge")
