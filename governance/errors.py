@@ -63,8 +63,9 @@ def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Respons
     Anything unknown returns None, so DRF re-raises it: Django then logs the traceback and
     ``server_error`` below answers with the same shape for API paths.
     """
-    # Imported here: rest_framework.views loads the authentication classes named in the
-    # settings, and governance.auth imports this module, so a top-level import is a cycle.
+    # Imported here: rest_framework.views loads the parser and authentication classes named
+    # in the settings, and governance.api.ingest (the parser) imports this module, so a
+    # top-level import is a cycle.
     from rest_framework.views import set_rollback
 
     error = _to_error(exc)

@@ -168,7 +168,7 @@ def test_web_and_worker_modules_do_not_load_torch_at_import():
     code = (
         "import os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'governance.settings'\n"
         "import django; django.setup()\n"
-        "import governance.urls, governance.apis, governance.admin, celery_worker.tasks\n"
+        "import governance.urls, governance.api.urls, governance.admin, celery_worker.tasks\n"
         "print('torch' in sys.modules)"
     )
     result = subprocess.run(

@@ -13,22 +13,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.api.ingest import INGEST_PARSER_CLASSES, rows_from_request
-from governance.auth import roles
 from governance.errors import ApplicationError
+from governance.permissions import Action, allowed
 
 handler404 = "governance.errors.page_not_found"
 handler500 = "governance.errors.server_error"
 
 
 class EngineerOnlyApi(APIView):
-    permission_classes = (roles("ml_engineer"),)
+    permission_classes = (allowed(Action.MODEL_WRITE),)
 
     def get(self, request):
         return Response({"user": request.user.username})
 
 
 class OfficerOrAuditorApi(APIView):
-    permission_classes = (roles("privacy_officer", "auditor"),)
+    permission_classes = (allowed(Action.AUDIT_READ),)
 
     def get(self, request):
         return Response({"user": request.user.username})

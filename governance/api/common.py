@@ -1,0 +1,135 @@
+"""What every API module shares: strict input serializers, one way to validate, the error
+body as the OpenAPI document shows it, and the ``?format=`` negotiation.
+
+Output serializers in the resource modules describe the bodies the views build from the
+services' and selectors' results; they are what ``/api/v1/schema/`` publishes, so a client
+generated from it knows every field (tests/governance/test_api_schema.py keeps it so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
+
+
+class StrictSerializer(serializers.Serializer[Any]):
+    """Rejects fields it does not declare, naming them (a typo must not pass silently)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers, which DRF's CharField turns into text silently."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class NamedChoiceField(serializers.ChoiceField):
+    """A choice field whose choices are one named enum in the OpenAPI document.
+
+    A model's status appears in several bodies (a request, its history, the report rows);
+    naming the set once gives clients one enum type for it, where drf-spectacular alone
+    would number the sets that share a field name.
+    """
+
+    def __init__(self, choices: Sequence[Any], *, enum_name: str, **kwargs: Any) -> None:
+        super().__init__(choices, **kwargs)
+        self.enum_name = enum_name
+
+
+# drf-spectacular's registry hook (__init_subclass__) is unannotated.
+class NamedChoiceFieldSchema(OpenApiSerializerFieldExtension):  # type: ignore[no-untyped-call]
+    """Publishes a ``NamedChoiceField``'s choices as the component ``enum_name``."""
+
+    target_class = NamedChoiceField
+
+    def get_name(self) -> str:
+        return str(self.target.enum_name)
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: Any) -> dict[str, Any]:
+        return {"type": "string", "enum": list(self.target.choices)}
+
+
+def validated(
+    serializer_class: type[serializers.Serializer[Any]], data: Any, prefix: str = ""
+) -> dict[str, Any]:
+    """``data`` checked by ``serializer_class``; a 400 names each bad field, under ``prefix``
+    for a nested object (``lora.rank``), so the client knows exactly what to fix."""
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        errors = serializer.errors
+        raise serializers.ValidationError(
+            {f"{prefix}.{k}" if prefix else k: v for k, v in errors.items()}
+        )
+    return dict(serializer.validated_data)
+
+
+class ViewFormatNegotiation(DefaultContentNegotiation):
+    """``?format=`` picks the view's own output (JSON, CSV or PDF), not a DRF renderer, which
+    would answer 404 for a format it has no renderer for."""
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        first = next(iter(renderers))
+        return first, first.media_type
+
+
+# --- the error body (governance.errors renders it) ----------------------------------------
+
+
+class ErrorDetailSerializer(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "ErrorDetail"
+
+    code = serializers.CharField(help_text="Stable, machine-readable: invalid, not_found, ...")
+    message = serializers.CharField(help_text="For people; names the field first: `name: ...`.")
+    details = serializers.JSONField(
+        allow_null=True, help_text="Field errors by name, or what the code needs (a limit)."
+    )
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "Error"
+
+    error = ErrorDetailSerializer()
+
+
+_ERROR_MEANINGS = {
+    400: "Invalid input; the message names the field.",
+    401: "No credentials, or a bad token.",
+    403: "The caller's role may not do this.",
+    404: "No such object, or not one the caller may see.",
+    409: "The object's state does not allow this now.",
+    413: "The body is over the upload limit.",
+    415: "An upload of a type the endpoint cannot read.",
+}
+# Every endpoint behind a role answers these two.
+SIGNED_IN = (401, 403)
+
+
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """OpenAPI responses for ``statuses``, all in the one error shape."""
+    return {
+        code: OpenApiResponse(ErrorSerializer, description=_ERROR_MEANINGS[code])
+        for code in sorted(set(statuses))
+    }

@@ -1,0 +1,220 @@
+"""``erasure-requests/``: file, list and read requests; the privacy officer's decisions.
+
+Privacy officers decide; integration accounts file and follow their own requests;
+auditors read everything (``selectors.erasure.erasure_requests_visible``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance.api.common import (
+    SIGNED_IN,
+    StrictCharField,
+    StrictSerializer,
+    error_responses,
+    validated,
+)
+from governance.api.erasure_serializers import (
+    ErasureRequestDetailSerializer,
+    ErasureRequestPageSerializer,
+    request_body,
+)
+from governance.errors import ApplicationError
+from governance.models import ErasureRequest, ErasureRequestQuerySet
+from governance.permissions import Action, allowed
+from governance.selectors.erasure import erasure_requests_by_overdue, erasure_requests_visible
+from governance.services import erasure
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# A decision on a request in the wrong state is a 409; an unknown request a 404.
+DECISION_ERRORS = error_responses(400, 404, 409, *SIGNED_IN)
+
+
+def visible_request(request: Request, request_id: int) -> ErasureRequest:
+    """The request ``request_id`` if the caller may see it, else 404 (not 403: another
+    account's request must not be confirmed to exist)."""
+    return get_object_or_404(erasure_requests_visible(request.user), pk=request_id)
+
+
+class ErasureRequestListCreateApi(APIView):
+    def get_permissions(self) -> list[BasePermission]:
+        action = Action.ERASURE_FILE if self.request.method == "POST" else Action.ERASURE_READ
+        return [allowed(action)()]
+
+    class InputSerializer(StrictSerializer):
+        class Meta:
+            ref_name = "ErasureRequestInput"
+
+        subject_id = StrictCharField(max_length=200)
+        reason = StrictCharField(max_length=5000, required=False, default="", allow_blank=True)
+        channel = serializers.ChoiceField(
+            choices=ErasureRequest.Channel.values, default=ErasureRequest.Channel.API
+        )
+        received_at = serializers.DateTimeField(required=False)
+
+    class FilterSerializer(StrictSerializer):
+        class Meta:
+            ref_name = "ErasureRequestFilter"
+
+        status = serializers.ChoiceField(choices=ErasureRequest.Status.values, required=False)
+        subject_id = serializers.CharField(max_length=200, required=False)
+        overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
+        limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+        offset = serializers.IntegerField(min_value=0, default=0)
+
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER)],
+        responses={
+            201: ErasureRequestDetailSerializer,
+            200: ErasureRequestDetailSerializer,
+            **error_responses(400, 409, *SIGNED_IN),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(self.InputSerializer, request.data)
+        key = _idempotency_key(request)
+        req, created = erasure.erasure_request_create(
+            actor=request.user,
+            subject_ref=data["subject_id"].strip(),
+            reason=data["reason"],
+            channel=data["channel"],
+            idempotency_key=key,
+            received_at=data.get("received_at"),
+        )
+        headers = {} if created else {"Idempotent-Replayed": "true"}
+        return Response(
+            request_body(req, now=timezone.now()),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            headers=headers,
+        )
+
+    @extend_schema(
+        operation_id="erasure_requests_list",
+        parameters=[FilterSerializer],
+        responses={200: ErasureRequestPageSerializer, **error_responses(400, *SIGNED_IN)},
+    )
+    def get(self, request: Request) -> Response:
+        filters = validated(self.FilterSerializer, request.query_params.dict())
+        now = timezone.now()
+        requests = _filtered(erasure_requests_visible(request.user), filters, now=now)
+        total = requests.count()
+        page = requests.select_related("certificate")[
+            filters["offset"] : filters["offset"] + filters["limit"]
+        ]
+        results = [request_body(r, now=now, detail=False) for r in page]
+        return Response({"count": total, "results": results})
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not 1 <= len(key.strip()) <= 200:
+        raise ApplicationError(
+            code="invalid",
+            message=f"{IDEMPOTENCY_HEADER}: must be 1 to 200 characters",
+            details={IDEMPOTENCY_HEADER: ["1 to 200 characters"]},
+        )
+    return key.strip() if key is not None else None
+
+
+def _filtered(
+    requests: ErasureRequestQuerySet, filters: dict[str, Any], *, now: datetime
+) -> ErasureRequestQuerySet:
+    if "status" in filters:
+        requests = requests.filter(status=filters["status"])
+    if "subject_id" in filters:
+        requests = requests.filter(subject_ref=filters["subject_id"])
+    if filters["overdue"] is not None:
+        requests = erasure_requests_by_overdue(requests, overdue=filters["overdue"], now=now)
+    return requests
+
+
+class ErasureRequestDetailApi(APIView):
+    permission_classes = (allowed(Action.ERASURE_READ),)
+
+    @extend_schema(
+        responses={200: ErasureRequestDetailSerializer, **error_responses(404, *SIGNED_IN)}
+    )
+    def get(self, request: Request, request_id: int) -> Response:
+        return Response(request_body(visible_request(request, request_id), now=timezone.now()))
+
+
+class NoteSerializer(StrictSerializer):
+    class Meta:
+        ref_name = "ErasureNoteInput"
+
+    note = StrictCharField(max_length=5000, required=False, default="", allow_blank=True)
+
+
+class ReasonSerializer(StrictSerializer):
+    class Meta:
+        ref_name = "ErasureReasonInput"
+
+    reason = StrictCharField(max_length=5000)
+
+
+class ErasureRequestApproveApi(APIView):
+    permission_classes = (allowed(Action.ERASURE_DECIDE),)
+
+    @extend_schema(
+        request=NoteSerializer,
+        responses={200: ErasureRequestDetailSerializer, **DECISION_ERRORS},
+    )
+    def post(self, request: Request, request_id: int) -> Response:
+        target = visible_request(request, request_id)  # unknown: 404 whatever the body
+        data = validated(NoteSerializer, request.data or {})
+        req = erasure.erasure_request_approve(actor=request.user, request=target, note=data["note"])
+        return Response(request_body(req, now=timezone.now()))
+
+
+class ErasureRequestRejectApi(APIView):
+    permission_classes = (allowed(Action.ERASURE_DECIDE),)
+
+    @extend_schema(
+        request=ReasonSerializer,
+        responses={200: ErasureRequestDetailSerializer, **DECISION_ERRORS},
+    )
+    def post(self, request: Request, request_id: int) -> Response:
+        target = visible_request(request, request_id)  # unknown: 404 whatever the body
+        data = validated(ReasonSerializer, request.data or {})
+        req = erasure.erasure_request_reject(
+            actor=request.user, request=target, reason=data["reason"]
+        )
+        return Response(request_body(req, now=timezone.now()))
+
+
+class ErasureRequestExtendApi(APIView):
+    permission_classes = (allowed(Action.ERASURE_DECIDE),)
+
+    @extend_schema(
+        request=ReasonSerializer,
+        responses={200: ErasureRequestDetailSerializer, **DECISION_ERRORS},
+    )
+    def post(self, request: Request, request_id: int) -> Response:
+        target = visible_request(request, request_id)  # unknown: 404 whatever the body
+        data = validated(ReasonSerializer, request.data or {})
+        req = erasure.erasure_request_extend(
+            actor=request.user, request=target, reason=data["reason"]
+        )
+        return Response(request_body(req, now=timezone.now()))
+
+
+class ErasureRequestRetryApi(APIView):
+    permission_classes = (allowed(Action.ERASURE_DECIDE),)
+
+    @extend_schema(request=None, responses={200: ErasureRequestDetailSerializer, **DECISION_ERRORS})
+    def post(self, request: Request, request_id: int) -> Response:
+        target = visible_request(request, request_id)
+        req = erasure.erasure_request_retry(actor=request.user, request=target)
+        return Response(request_body(req, now=timezone.now()))

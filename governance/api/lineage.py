@@ -1,0 +1,86 @@
+"""``subjects/{subject_id}/lineage/``: which model components learned from this person."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance.api.common import SIGNED_IN, NamedChoiceField, error_responses
+from governance.errors import ApplicationError
+from governance.models import Record, Stage
+from governance.permissions import Action, allowed
+from governance.selectors.lineage import subject_lineage
+
+
+class LineageStageSerializer(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "LineageStage"
+
+    id = serializers.IntegerField()
+    prefix = serializers.CharField(help_text="The slices the stage trained on, in order.")
+    position = serializers.IntegerField(help_text="Depth of the stage in its sequence, from 1.")
+    state = NamedChoiceField(Stage.State.values, enum_name="StageState")
+    serving = serializers.BooleanField(help_text="In the model's current serving manifest.")
+
+
+class LineageTrainedRecordSerializer(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "LineageTrainedRecord"
+
+    external_id = serializers.CharField()
+    shard = serializers.IntegerField()
+    slice = serializers.IntegerField()
+    stages = LineageStageSerializer(many=True, help_text="Every stage that read the slice.")
+
+
+class LineageModelSerializer(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "LineageModel"
+
+    model = serializers.IntegerField()
+    name = serializers.CharField()
+    generation = serializers.IntegerField()
+    manifest_version = serializers.IntegerField(allow_null=True)
+    records = LineageTrainedRecordSerializer(many=True)
+    not_yet_trained = serializers.ListField(
+        child=serializers.CharField(), help_text="External ids no stage has read yet."
+    )
+
+
+class LineageRecordSerializer(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "LineageRecord"
+
+    dataset = serializers.IntegerField()
+    external_id = serializers.CharField()
+    status = NamedChoiceField(Record.Status.values, enum_name="RecordStatus")
+    created_at = serializers.DateTimeField()
+    erased_at = serializers.DateTimeField(allow_null=True)
+
+
+class SubjectLineageApi(APIView):
+    permission_classes = (allowed(Action.LINEAGE_READ),)
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        class Meta:
+            ref_name = "SubjectLineage"
+
+        subject_id = serializers.CharField()
+        records = LineageRecordSerializer(many=True)
+        models = LineageModelSerializer(many=True)
+
+    @extend_schema(responses={200: OutputSerializer, **error_responses(404, *SIGNED_IN)})
+    def get(self, request: Request, subject_id: str) -> Response:
+        lineage = subject_lineage(subject_ref=subject_id)
+        if not lineage["records"]:
+            raise ApplicationError(
+                code="not_found",
+                status=404,
+                message=f"subject_id: no records for subject {subject_id!r}",
+            )
+        return Response(lineage)

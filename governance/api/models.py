@@ -1,0 +1,241 @@
+"""``models/``: create an S3T model, read its status, train it and predict with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance.api.common import (
+    SIGNED_IN,
+    NamedChoiceField,
+    StrictCharField,
+    StrictSerializer,
+    error_responses,
+    validated,
+)
+from governance.errors import ApplicationError
+from governance.models import Dataset, TrainingJob, UnlearningModel
+from governance.permissions import Action, allowed
+from governance.selectors.models import model_detail
+from governance.services.serving import model_predict
+from governance.services.training import ModelSpec, model_create, model_train
+
+
+class ModelPlanSerializer(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "ModelPlan"
+
+    shards = serializers.IntegerField()
+    slices = serializers.IntegerField()
+    sequences = serializers.IntegerField(help_text="Sequences per shard (the budget B).")
+    sequence_policy = serializers.ChoiceField(choices=UnlearningModel.Policy.values)
+
+
+class ModelProgressSerializer(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "ModelProgress"
+
+    job = serializers.IntegerField()
+    status = NamedChoiceField(TrainingJob.Status.values, enum_name="TrainingJobStatus")
+    stages_done = serializers.IntegerField()
+    stages_total = serializers.IntegerField()
+    current_loss = serializers.FloatField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+
+
+class ModelShardSerializer(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "ModelShard"
+
+    index = serializers.IntegerField()
+    serving_sequence = serializers.IntegerField(allow_null=True)
+    depth = serializers.IntegerField(help_text="Serving depth: layer groups in use, 0 = none.")
+    deleted_slices = serializers.ListField(child=serializers.IntegerField())
+    deletions_left = serializers.FloatField(help_text="Expected erasures before a retrain.")
+
+
+class ModelOutput(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "Model"
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    dataset = serializers.IntegerField()
+    base_model = serializers.CharField()
+    status = NamedChoiceField(UnlearningModel.Status.values, enum_name="ModelStatus")
+    generation = serializers.IntegerField()
+    plan = ModelPlanSerializer()
+    progress = ModelProgressSerializer(allow_null=True, help_text="The latest training job.")
+    manifest_version = serializers.IntegerField(allow_null=True)
+    shards = ModelShardSerializer(many=True)
+
+
+def model_body(model: UnlearningModel) -> dict[str, Any]:
+    """``ModelOutput`` for ``model``: its plan, latest job and per-shard serving state."""
+    detail = model_detail(model=model)
+    job = detail["job"]
+    return {
+        "id": model.pk,
+        "name": model.name,
+        "dataset": model.dataset_id,
+        "base_model": model.base_model,
+        "status": model.status,
+        "generation": model.generation,
+        "plan": {
+            "shards": model.num_shards,
+            "slices": model.num_slices,
+            "sequences": model.budget,
+            "sequence_policy": model.sequence_policy,
+        },
+        "progress": None if job is None else _progress(job),
+        "manifest_version": detail["manifest_version"],
+        "shards": detail["shards"],
+    }
+
+
+def _progress(job: TrainingJob) -> dict[str, Any]:
+    return {
+        "job": job.pk,
+        "status": job.status,
+        "stages_done": job.stages_done,
+        "stages_total": job.stages_total,
+        "current_loss": job.current_loss,
+        "error": job.error or None,
+    }
+
+
+class ModelCreateApi(APIView):
+    permission_classes = (allowed(Action.MODEL_WRITE),)
+
+    class LoraSerializer(StrictSerializer):
+        class Meta:
+            ref_name = "LoraInput"
+
+        rank = serializers.IntegerField(min_value=1, max_value=256, default=8)
+        alpha = serializers.IntegerField(min_value=1, max_value=1024, default=16)
+
+    class InputSerializer(StrictSerializer):
+        class Meta:
+            ref_name = "ModelCreateInput"
+
+        name = StrictCharField(max_length=200)
+        dataset = serializers.IntegerField()
+        base_model = StrictCharField(max_length=500, default="minilm")
+        shards = serializers.IntegerField(min_value=1, max_value=64)
+        slices = serializers.IntegerField(min_value=1, max_value=16)
+        sequences = serializers.IntegerField(min_value=1, max_value=1000)
+        sequence_policy = serializers.ChoiceField(choices=UnlearningModel.Policy.values)
+        lora = serializers.DictField(required=False)
+        epochs = serializers.IntegerField(min_value=1, max_value=100, default=2)
+        learning_rate = serializers.FloatField(min_value=1e-7, max_value=1.0, default=1e-3)
+        batch_size = serializers.IntegerField(min_value=1, max_value=1024, default=32)
+        seed = serializers.IntegerField(min_value=0, max_value=2**62, default=0)
+        retrain_threshold = serializers.IntegerField(min_value=1, default=1)
+        slice_priors = serializers.ListField(
+            child=serializers.FloatField(min_value=0.0), required=False
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: ModelOutput, **error_responses(400, 409, *SIGNED_IN)},
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(self.InputSerializer, request.data)
+        lora = validated(self.LoraSerializer, data.pop("lora", {}), prefix="lora")
+        dataset = Dataset.objects.filter(pk=data.pop("dataset")).first()
+        if dataset is None:
+            raise ApplicationError(
+                code="invalid",
+                message="dataset: no such dataset",
+                details={"dataset": ["does not exist"]},
+            )
+        spec = ModelSpec(dataset=dataset, lora_rank=lora["rank"], lora_alpha=lora["alpha"], **data)
+        model = model_create(actor=request.user, spec=spec)
+        return Response(model_body(model), status=status.HTTP_201_CREATED)
+
+
+class ModelDetailApi(APIView):
+    permission_classes = (allowed(Action.MODEL_READ),)
+
+    @extend_schema(responses={200: ModelOutput, **error_responses(404, *SIGNED_IN)})
+    def get(self, request: Request, model_id: int) -> Response:
+        return Response(model_body(get_object_or_404(UnlearningModel, pk=model_id)))
+
+
+class ModelTrainApi(APIView):
+    permission_classes = (allowed(Action.MODEL_WRITE),)
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        class Meta:
+            ref_name = "ModelTrainOutput"
+
+        job = serializers.IntegerField()
+        status = NamedChoiceField(TrainingJob.Status.values, enum_name="TrainingJobStatus")
+        generation = serializers.IntegerField(help_text="The generation this job trains.")
+        stages_total = serializers.IntegerField()
+
+    @extend_schema(
+        request=None, responses={202: OutputSerializer, **error_responses(404, 409, *SIGNED_IN)}
+    )
+    def post(self, request: Request, model_id: int) -> Response:
+        job = model_train(actor=request.user, model=get_object_or_404(UnlearningModel, pk=model_id))
+        body = {
+            "job": job.pk,
+            "status": job.status,
+            "generation": job.generation,
+            "stages_total": job.stages_total,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class PredictionSerializer(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "Prediction"
+
+    # DRF's metaclass takes declared fields off the class, so "label" shadows nothing.
+    label = serializers.CharField()  # type: ignore[assignment]
+    scores = serializers.DictField(
+        child=serializers.FloatField(), help_text="Probability of each label."
+    )
+
+
+class ModelPredictApi(APIView):
+    permission_classes = (allowed(Action.MODEL_PREDICT),)
+
+    class InputSerializer(StrictSerializer):
+        class Meta:
+            ref_name = "PredictInput"
+
+        inputs = serializers.ListField(
+            child=StrictCharField(max_length=20000, trim_whitespace=False),
+            min_length=1,
+            max_length=256,
+        )
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        class Meta:
+            ref_name = "PredictOutput"
+
+        predictions = PredictionSerializer(many=True, help_text="One per input, in order.")
+        manifest_version = serializers.IntegerField(help_text="The manifest that answered.")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 404, 409, *SIGNED_IN)},
+    )
+    def post(self, request: Request, model_id: int) -> Response:
+        model = get_object_or_404(UnlearningModel.objects.select_related("dataset"), pk=model_id)
+        data = validated(self.InputSerializer, request.data)
+        result = model_predict(model=model, inputs=data["inputs"])
+        return Response(
+            {
+                "predictions": [{"label": p.label, "scores": p.scores} for p in result.predictions],
+                "manifest_version": result.manifest_version,
+            }
+        )

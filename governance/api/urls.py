@@ -1,0 +1,89 @@
+"""The API's routes, mounted at ``/api/v1/`` by ``governance.urls``."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from governance.api import (
+    audit,
+    certificates,
+    datasets,
+    erasure,
+    health,
+    lineage,
+    models,
+    records,
+    reports,
+)
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("health/", health.HealthApi.as_view(), name="api-health"),
+    path("datasets/", datasets.DatasetCreateApi.as_view(), name="api-dataset-create"),
+    path("datasets/<int:dataset_id>/", datasets.DatasetDetailApi.as_view(), name="api-dataset"),
+    path(
+        "datasets/<int:dataset_id>/records/",
+        records.RecordUpsertApi.as_view(),
+        name="api-records-upsert",
+    ),
+    path(
+        "subjects/<path:subject_id>/lineage/",
+        lineage.SubjectLineageApi.as_view(),
+        name="api-subject-lineage",
+    ),
+    path("models/", models.ModelCreateApi.as_view(), name="api-model-create"),
+    path(
+        "erasure-requests/",
+        erasure.ErasureRequestListCreateApi.as_view(),
+        name="api-erasure-requests",
+    ),
+    path(
+        "erasure-requests/<int:request_id>/",
+        erasure.ErasureRequestDetailApi.as_view(),
+        name="api-erasure-request",
+    ),
+    path(
+        "erasure-requests/<int:request_id>/approve/",
+        erasure.ErasureRequestApproveApi.as_view(),
+        name="api-erasure-approve",
+    ),
+    path(
+        "erasure-requests/<int:request_id>/reject/",
+        erasure.ErasureRequestRejectApi.as_view(),
+        name="api-erasure-reject",
+    ),
+    path(
+        "erasure-requests/<int:request_id>/extend/",
+        erasure.ErasureRequestExtendApi.as_view(),
+        name="api-erasure-extend",
+    ),
+    path(
+        "erasure-requests/<int:request_id>/retry/",
+        erasure.ErasureRequestRetryApi.as_view(),
+        name="api-erasure-retry",
+    ),
+    path(
+        "erasure-requests/<int:request_id>/certificate/",
+        certificates.CertificateApi.as_view(),
+        name="api-erasure-certificate",
+    ),
+    path(
+        "certificates/public-key/",
+        certificates.PublicKeyApi.as_view(),
+        name="api-certificate-public-key",
+    ),
+    path(
+        "certificates/verify/",
+        certificates.CertificateVerifyApi.as_view(),
+        name="api-certificate-verify",
+    ),
+    path("audit/events/", audit.AuditEventListApi.as_view(), name="api-audit-events"),
+    path("audit/verify/", audit.AuditVerifyApi.as_view(), name="api-audit-verify"),
+    path("reports/erasures/", reports.ErasureReportApi.as_view(), name="api-report-erasures"),
+    path("models/<int:model_id>/", models.ModelDetailApi.as_view(), name="api-model"),
+    path("models/<int:model_id>/train/", models.ModelTrainApi.as_view(), name="api-model-train"),
+    path(
+        "models/<int:model_id>/predict/", models.ModelPredictApi.as_view(), name="api-model-predict"
+    ),
+]
