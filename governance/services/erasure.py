@@ -14,7 +14,6 @@ because appends take the chain's lock (see services/audit.py).
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from governance.canonical import canonical_bytes
 from governance.errors import ApplicationError
 from governance.models import ErasureEvent, ErasureRequest, Subject
 from governance.permissions import Role, user_roles
@@ -65,8 +65,9 @@ def _conflict(message: str, code: str = "conflict") -> ApplicationError:
 
 
 def _fingerprint(subject_ref: str, reason: str, channel: str) -> str:
+    """What a repeated Idempotency-Key must match: the canonical hash of the filed body."""
     body = {"subject_ref": subject_ref, "reason": reason, "channel": channel}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(canonical_bytes(body)).hexdigest()
 
 
 # --- intake ------------------------------------------------------------------------------
