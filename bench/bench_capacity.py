@@ -410,9 +410,10 @@ def part_c(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     from governance import engine
-    from governance.auth import Role, user_create_with_role
     from governance.models import Sequence as SequenceRow
     from governance.models import SliceAssignment
+    from governance.permissions import Role
+    from governance.services.accounts import user_create_with_role
     from unlearning.sample_data import generate
 
     shards, slices, budget = args.live

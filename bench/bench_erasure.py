@@ -599,8 +599,9 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
 
     torch.set_num_threads(args.threads)
     from governance import engine
-    from governance.auth import Role, user_create_with_role
     from governance.models import Stage
+    from governance.permissions import Role
+    from governance.services.accounts import user_create_with_role
     from governance.services.audit import audit_chain_verify
 
     _install_hooks()

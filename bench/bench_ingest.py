@@ -182,7 +182,7 @@ def main() -> None:
     django_setup(url)
     from django.conf import settings
 
-    from governance.auth import Role
+    from governance.permissions import Role
     from governance.services.datasets import dataset_create
     from unlearning.sample_data import LABELS
 

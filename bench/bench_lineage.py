@@ -288,7 +288,7 @@ def main() -> None:
     url = postgres_url()
     recreate_postgres(url)
     django_setup(url)
-    from governance.auth import Role
+    from governance.permissions import Role
 
     client = api_client("olivia", Role.PRIVACY_OFFICER)
     by_size: dict[str, Any] = {}

@@ -154,7 +154,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
         CELERY_BROKER_URL="",  # the embedded file-system broker, in tmp: no one consumes it
         CELERY_TASK_ALWAYS_EAGER="false",
     )
-    from governance.auth import Role
+    from governance.permissions import Role
 
     client = api_client("emil", Role.ML_ENGINEER)
     from django.contrib.auth.models import User

@@ -83,7 +83,7 @@ def api_client(username: str, role: str) -> Any:
     """
     from rest_framework.test import APIClient
 
-    from governance.auth import user_create_with_role
+    from governance.services.accounts import user_create_with_role
 
     _, key = user_create_with_role(username=username, role=role)
     client = APIClient()

@@ -244,7 +244,7 @@ REST_FRAMEWORK = {
     # Token first: its `WWW-Authenticate: Token` makes DRF answer 401, not 403, to a
     # request without credentials. Sessions serve the web UI (and enforce CSRF).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "governance.auth.HashedTokenAuthentication",
+        "governance.api.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Closed by default: an endpoint that forgets its permission check stays private.

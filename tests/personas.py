@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pytest
 from rest_framework.test import APIClient
 
-from governance.auth import Role, user_create_with_role
+from governance.permissions import Role
+from governance.services.accounts import user_create_with_role
 from unlearning.sample_data import generate
 
 

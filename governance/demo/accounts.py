@@ -9,11 +9,11 @@ from pathlib import Path
 
 from django.contrib.auth.models import User
 
-from governance.auth import api_token_create, user_create_with_role
 from governance.demo.console import Console
 from governance.demo.state import credentials_path, credentials_read, credentials_write, rel
 from governance.permissions import Role
 from governance.selectors.demo import api_token_holds, user_in_group, user_named
+from governance.services.accounts import api_token_create, user_create_with_role
 from governance.services.demo import DemoError, demo_password_set
 
 ACTOR = "manage.py demo"

@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.db.models import Count
 
-from governance.auth import token_hash
 from governance.models import (
     ApiToken,
     Dataset,
@@ -22,6 +21,7 @@ from governance.models import (
     TrainingTask,
     UnlearningModel,
 )
+from governance.services.accounts import token_hash
 
 
 def user_named(username: str) -> User | None:

@@ -20,7 +20,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from governance import engine
-from governance.auth import token_hash
 from governance.certificates.signing import certificate_verify
 from governance.demo import DemoError, credentials_path, demo_lock, reset_targets
 from governance.models import (
@@ -34,6 +33,7 @@ from governance.models import (
     TrainingTask,
     UnlearningModel,
 )
+from governance.services.accounts import token_hash
 from governance.services.erasure import erasure_request_create
 from unlearning.demo_config import DemoConfig
 from unlearning.sample_data import generate

@@ -9,8 +9,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from governance.auth import token_hash
 from governance.models import ApiToken
+from governance.services.accounts import token_hash
 
 pytestmark = pytest.mark.django_db
 

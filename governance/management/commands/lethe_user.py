@@ -6,9 +6,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.auth import user_create_with_role
 from governance.errors import ApplicationError
 from governance.permissions import Role
+from governance.services.accounts import user_create_with_role
 
 
 class Command(BaseCommand):
