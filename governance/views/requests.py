@@ -25,6 +25,7 @@ from governance.errors import ApplicationError
 from governance.models import DeletionCertificate, ErasureRequest, ErasureRequestQuerySet
 from governance.permissions import Action
 from governance.selectors.erasure import Due, erasure_request_due, erasure_requests_due
+from governance.selectors.impact import erasure_impact
 from governance.services import erasure
 from governance.views.access import POST, SAFE, page, render_page
 from governance.views.forms import (
@@ -149,7 +150,7 @@ def _new_page(
     context: dict[str, Any] = {"lookup": lookup, "file_form": file_form}
     if lookup.is_bound and lookup.is_valid():
         subject_ref = lookup.cleaned_data["subject_ref"]
-        context["impact"] = erasure.erasure_impact(subject_ref=subject_ref)
+        context["impact"] = erasure_impact(subject_ref=subject_ref)
         context["subject_ref"] = subject_ref
         context["open_requests"] = list(
             ErasureRequest.objects.open().filter(subject_ref=subject_ref)
