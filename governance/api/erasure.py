@@ -178,8 +178,13 @@ class ErasureRequestApproveApi(APIView):
         return Response(request_body(req, now=timezone.now()))
 
 
-class ErasureRequestRejectApi(APIView):
+class _ReasonedDecisionApi(APIView):
+    """A decision that must say why (reject, extend): the same body and answers."""
+
     permission_classes = (allowed(Action.ERASURE_DECIDE),)
+
+    def decide(self, *, actor: Any, request: ErasureRequest, reason: str) -> ErasureRequest:
+        raise NotImplementedError
 
     @extend_schema(
         request=ReasonSerializer,
@@ -188,26 +193,22 @@ class ErasureRequestRejectApi(APIView):
     def post(self, request: Request, request_id: int) -> Response:
         target = visible_request(request, request_id)  # unknown: 404 whatever the body
         data = validated(ReasonSerializer, request.data or {})
-        req = erasure.erasure_request_reject(
-            actor=request.user, request=target, reason=data["reason"]
-        )
+        req = self.decide(actor=request.user, request=target, reason=data["reason"])
         return Response(request_body(req, now=timezone.now()))
 
 
-class ErasureRequestExtendApi(APIView):
-    permission_classes = (allowed(Action.ERASURE_DECIDE),)
+class ErasureRequestRejectApi(_ReasonedDecisionApi):
+    """Refuse a received request; the reason is recorded with the decision."""
 
-    @extend_schema(
-        request=ReasonSerializer,
-        responses={200: ErasureRequestDetailSerializer, **DECISION_ERRORS},
-    )
-    def post(self, request: Request, request_id: int) -> Response:
-        target = visible_request(request, request_id)  # unknown: 404 whatever the body
-        data = validated(ReasonSerializer, request.data or {})
-        req = erasure.erasure_request_extend(
-            actor=request.user, request=target, reason=data["reason"]
-        )
-        return Response(request_body(req, now=timezone.now()))
+    def decide(self, *, actor: Any, request: ErasureRequest, reason: str) -> ErasureRequest:
+        return erasure.erasure_request_reject(actor=actor, request=request, reason=reason)
+
+
+class ErasureRequestExtendApi(_ReasonedDecisionApi):
+    """Extend an open request's deadline once, by two months (GDPR Art. 12(3)), saying why."""
+
+    def decide(self, *, actor: Any, request: ErasureRequest, reason: str) -> ErasureRequest:
+        return erasure.erasure_request_extend(actor=actor, request=request, reason=reason)
 
 
 class ErasureRequestRetryApi(APIView):
