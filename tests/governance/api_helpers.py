@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from governance.models import TrainingTask
-from governance.services.training import training_task_run
+from governance.services.training_tasks import training_task_run
 from tests.personas import sample_rows
 
 API = "/api/v1"
