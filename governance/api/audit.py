@@ -81,7 +81,8 @@ class AuditEventListApi(APIView):
         filters = validated(self.FilterSerializer, request.query_params.dict())
         events = audit_event_list(**filters)
         last = events[-1].seq if len(events) == filters["limit"] else None
-        return Response({"results": [_event(e) for e in events], "next_after_seq": last})
+        page = {"results": [_event(e) for e in events], "next_after_seq": last}
+        return Response(self.OutputSerializer(page).data)
 
 
 class AuditVerifyApi(APIView):
@@ -102,12 +103,11 @@ class AuditVerifyApi(APIView):
     @extend_schema(responses={200: OutputSerializer, **error_responses(*SIGNED_IN)})
     def get(self, request: Request) -> Response:
         report = audit_chain_verify()
-        return Response(
-            {
-                "ok": report.ok,
-                "checked": report.checked,
-                "head": report.head,
-                "first_bad_seq": report.first_bad_seq,
-                "reason": report.reason or None,
-            }
-        )
+        body = {
+            "ok": report.ok,
+            "checked": report.checked,
+            "head": report.head,
+            "first_bad_seq": report.first_bad_seq,
+            "reason": report.reason or None,
+        }
+        return Response(self.OutputSerializer(body).data)

@@ -180,7 +180,7 @@ class PublicKeyApi(APIView):
     def get(self, request: Request) -> Response:
         from governance.certificates.signing import public_key_info
 
-        return Response(public_key_info())
+        return Response(self.OutputSerializer(public_key_info()).data)
 
 
 class ClaimCheckSerializer(serializers.Serializer[Any]):
@@ -226,14 +226,13 @@ class CertificateVerifyApi(APIView):
 
         signature = certificate_verify(request.data)
         claims = certificate_claims_check(request.data) if signature.ok else []
-        return Response(
-            {
-                "ok": signature.ok and all(c["ok"] for c in claims),
-                "signature": {
-                    "ok": signature.ok,
-                    "key_id": signature.key_id,
-                    "reason": signature.reason or None,
-                },
-                "claims": claims,
-            }
-        )
+        body = {
+            "ok": signature.ok and all(c["ok"] for c in claims),
+            "signature": {
+                "ok": signature.ok,
+                "key_id": signature.key_id,
+                "reason": signature.reason or None,
+            },
+            "claims": claims,
+        }
+        return Response(self.OutputSerializer(body).data)

@@ -1,9 +1,11 @@
 """What every API module shares: strict input serializers, one way to validate, the error
 body as the OpenAPI document shows it, and the ``?format=`` negotiation.
 
-Output serializers in the resource modules describe the bodies the views build from the
-services' and selectors' results; they are what ``/api/v1/schema/`` publishes, so a client
-generated from it knows every field (tests/governance/test_api_schema.py keeps it so).
+Output serializers in the resource modules render what the views gather from services and
+selectors, and they are what ``/api/v1/schema/`` publishes, so a client generated from it
+knows every field (tests/governance/test_api_schema.py keeps it so). Stored documents are
+served as stored and only described: a certificate (its signature covers its exact bytes)
+and an impact preview; the report's JSON comes rendered from ``services.reports``.
 """
 
 from __future__ import annotations

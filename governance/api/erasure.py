@@ -29,6 +29,7 @@ from governance.api.erasure_serializers import (
     ErasureRequestDetailSerializer,
     ErasureRequestPageSerializer,
     request_body,
+    request_fields,
 )
 from governance.errors import ApplicationError
 from governance.models import ErasureRequest, ErasureRequestQuerySet
@@ -113,8 +114,8 @@ class ErasureRequestListCreateApi(APIView):
         page = requests.select_related("certificate")[
             filters["offset"] : filters["offset"] + filters["limit"]
         ]
-        results = [request_body(r, now=now, detail=False) for r in page]
-        return Response({"count": total, "results": results})
+        results = [request_fields(r, now=now, detail=False) for r in page]
+        return Response(ErasureRequestPageSerializer({"count": total, "results": results}).data)
 
 
 def _idempotency_key(request: Request) -> str | None:

@@ -1,8 +1,8 @@
 """What the erasure-request endpoints answer: a request, its history and impact preview.
 
-``request_body`` builds the body; the serializers describe it for the OpenAPI document.
-The impact preview is stored on the request as ``services.erasure.erasure_impact``
-computed it (at intake, again at approval) and is served as stored.
+``request_fields`` gathers a request's fields and the serializers render them. The impact
+preview is stored on the request as the impact selector computed it (at intake, again at
+approval) and is served as stored: ``ImpactField`` only describes its shape.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils.serializer_helpers import ReturnDict
 
 from governance.api.common import NamedChoiceField
 from governance.models import ErasureEvent, ErasureRequest
@@ -76,6 +78,12 @@ class ImpactSerializer(serializers.Serializer[Any]):
     computed_at = serializers.DateTimeField()
 
 
+@extend_schema_field(ImpactSerializer)
+class ImpactField(serializers.JSONField):
+    """The stored preview, as stored: a request filed before a field was added or dropped
+    still shows the preview its decision was taken on."""
+
+
 class ErasureEventSerializer(serializers.Serializer[Any]):
     class Meta:
         ref_name = "ErasureHistoryEvent"
@@ -123,7 +131,7 @@ class ErasureRequestDetailSerializer(ErasureRequestSerializer):
     extension_reason = serializers.CharField(allow_blank=True)
     decision_note = serializers.CharField(allow_blank=True)
     error = serializers.CharField(allow_null=True, help_text="Why execution last failed.")
-    impact = ImpactSerializer(help_text="Impact preview, as last computed.")
+    impact = ImpactField(help_text="Impact preview, as last computed.")
     history = ErasureEventSerializer(many=True)
 
 
@@ -135,8 +143,13 @@ class ErasureRequestPageSerializer(serializers.Serializer[Any]):
     results = ErasureRequestSerializer(many=True)
 
 
-def request_body(req: ErasureRequest, *, now: datetime, detail: bool = True) -> dict[str, Any]:
-    """``ErasureRequestDetailSerializer`` (or the summary, ``detail=False``) for ``req``;
+def request_body(req: ErasureRequest, *, now: datetime) -> ReturnDict[str, Any]:
+    """``req`` in full, rendered by ``ErasureRequestDetailSerializer``."""
+    return ErasureRequestDetailSerializer(request_fields(req, now=now)).data
+
+
+def request_fields(req: ErasureRequest, *, now: datetime, detail: bool = True) -> dict[str, Any]:
+    """The fields of ``ErasureRequestDetailSerializer`` (or of the summary, ``detail=False``);
     ``overdue`` is judged at ``now``, one instant for a whole page."""
     certificate = getattr(req, "certificate", None)
     body: dict[str, Any] = {

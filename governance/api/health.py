@@ -30,6 +30,6 @@ class HealthApi(APIView):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
         except DatabaseError:
-            body = {"status": "error", "database": connection.vendor}
-            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        return Response({"status": "ok", "database": connection.vendor})
+            body = self.OutputSerializer({"status": "error", "database": connection.vendor})
+            return Response(body.data, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(self.OutputSerializer({"status": "ok", "database": connection.vendor}).data)

@@ -83,4 +83,4 @@ class SubjectLineageApi(APIView):
                 status=404,
                 message=f"subject_id: no records for subject {subject_id!r}",
             )
-        return Response(lineage)
+        return Response(self.OutputSerializer(lineage).data)

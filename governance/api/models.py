@@ -157,7 +157,7 @@ class ModelCreateApi(APIView):
             )
         spec = ModelSpec(dataset=dataset, lora_rank=lora["rank"], lora_alpha=lora["alpha"], **data)
         model = model_create(actor=request.user, spec=spec)
-        return Response(model_body(model), status=status.HTTP_201_CREATED)
+        return Response(ModelOutput(model_body(model)).data, status=status.HTTP_201_CREATED)
 
 
 class ModelDetailApi(APIView):
@@ -165,7 +165,8 @@ class ModelDetailApi(APIView):
 
     @extend_schema(responses={200: ModelOutput, **error_responses(404, *SIGNED_IN)})
     def get(self, request: Request, model_id: int) -> Response:
-        return Response(model_body(get_object_or_404(UnlearningModel, pk=model_id)))
+        model = get_object_or_404(UnlearningModel, pk=model_id)
+        return Response(ModelOutput(model_body(model)).data)
 
 
 class ModelTrainApi(APIView):
@@ -191,7 +192,7 @@ class ModelTrainApi(APIView):
             "generation": job.generation,
             "stages_total": job.stages_total,
         }
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        return Response(self.OutputSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
 class PredictionSerializer(serializers.Serializer[Any]):
@@ -233,9 +234,8 @@ class ModelPredictApi(APIView):
         model = get_object_or_404(UnlearningModel.objects.select_related("dataset"), pk=model_id)
         data = validated(self.InputSerializer, request.data)
         result = model_predict(model=model, inputs=data["inputs"])
-        return Response(
-            {
-                "predictions": [{"label": p.label, "scores": p.scores} for p in result.predictions],
-                "manifest_version": result.manifest_version,
-            }
-        )
+        body = {
+            "predictions": [{"label": p.label, "scores": p.scores} for p in result.predictions],
+            "manifest_version": result.manifest_version,
+        }
+        return Response(self.OutputSerializer(body).data)

@@ -65,7 +65,7 @@ class RecordUpsertApi(APIView):
             "unchanged": result.unchanged,
             "rejected": rejected,
         }
-        return Response(body)
+        return Response(self.OutputSerializer(body).data)
 
 
 def _index(row: dict[str, Any]) -> int:

@@ -126,6 +126,8 @@ class ReportSummarySerializer(serializers.Serializer[Any]):
 
 
 class ReportSerializer(serializers.Serializer[Any]):
+    """The JSON export; ``services.reports.report_json`` renders it with the other formats."""
+
     class Meta:
         ref_name = "ErasureReport"
 
