@@ -254,8 +254,8 @@ def capture_enqueues() -> None:
 
 def ingest(rows: list[dict[str, str]], actor: Any, name: str) -> Any:
     """A new dataset holding ``rows``, through validation and ``records_upsert``."""
-    from governance.api.ingest import validate_rows
     from governance.services.datasets import dataset_create, records_upsert
+    from governance.services.record_rows import validate_rows
     from unlearning.sample_data import LABELS
 
     dataset = dataset_create(actor=actor, name=name, labels=list(LABELS))

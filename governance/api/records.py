@@ -1,6 +1,7 @@
 """``datasets/{id}/records/``: bulk upsert as JSON, JSONL, CSV or a multipart upload.
 
-Reading and checking the rows is ``governance.api.ingest``; writing them is the
+Reading the rows is ``governance.api.ingest``, checking them
+``governance.services.record_rows``; writing them is the
 ``records_upsert`` service. Rejected rows come back by index, and the others are kept.
 """
 
@@ -17,10 +18,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.api.common import SIGNED_IN, error_responses
-from governance.api.ingest import INGEST_PARSER_CLASSES, rows_from_request, validate_rows
+from governance.api.ingest import INGEST_PARSER_CLASSES, rows_from_request
 from governance.models import Dataset
 from governance.permissions import Action, allowed
 from governance.services.datasets import records_upsert
+from governance.services.record_rows import validate_rows
 
 
 class RejectedRowSerializer(serializers.Serializer[Any]):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from governance.api.ingest import validate_rows
 from governance.demo.accounts import DemoAccount
 from governance.demo.console import Console
 from governance.models import Dataset, Record
@@ -18,6 +17,7 @@ from governance.selectors.demo import (
 )
 from governance.services.datasets import dataset_create, records_upsert
 from governance.services.demo import DemoError
+from governance.services.record_rows import validate_rows
 from unlearning.demo_config import DemoConfig
 from unlearning.sample_data import LABELS, SampleDataset, generate
 

@@ -72,7 +72,7 @@ def records_upsert(*, actor: Any, dataset: Dataset, rows: Sequence[Any]) -> Upse
     Args:
         actor: who sends the batch.
         dataset: the target dataset.
-        rows: ``ValidRow`` objects from ``governance.api.ingest.validate_rows``.
+        rows: ``ValidRow`` objects from ``governance.services.record_rows.validate_rows``.
     """
     result = UpsertResult()
     if not rows:

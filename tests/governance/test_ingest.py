@@ -12,13 +12,8 @@ from django.test import override_settings
 from rest_framework.exceptions import ParseError
 from rest_framework.test import APIClient
 
-from governance.api.ingest import (
-    MultiPartParser,
-    RowError,
-    parse_csv,
-    parse_json_lines,
-    validate_rows,
-)
+from governance.api.ingest import MultiPartParser, parse_csv, parse_json_lines
+from governance.services.record_rows import RowError, validate_rows
 
 pytestmark = pytest.mark.urls("tests.governance.throwaway_urls")
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from governance.api.ingest import FIELDS, RowError, ValidRow, validate_rows
 from governance.errors import ApplicationError
+from governance.services.record_rows import FIELDS, RowError, ValidRow, validate_rows
 
 LABELS = ("billing", "bug", "praise")
 

@@ -45,7 +45,6 @@ from hypothesis.stateful import (
 )
 
 from governance import engine
-from governance.api.ingest import validate_rows
 from governance.errors import ApplicationError
 from governance.models import (
     Dataset,
@@ -63,6 +62,7 @@ from governance.services import erasure, erasure_execution
 from governance.services import training_tasks as training
 from governance.services.audit import audit_chain_verify
 from governance.services.datasets import dataset_create, records_upsert
+from governance.services.record_rows import validate_rows
 from governance.services.retraining import model_retrain, models_retrain_due
 from governance.services.serving import model_predict, predictors
 from governance.services.training import ModelSpec, model_create, model_train

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from governance.api.ingest import validate_rows
 from governance.errors import ApplicationError
 from governance.models import (
     AuditEvent,
@@ -24,6 +23,7 @@ from governance.selectors.lineage import subject_lineage
 from governance.selectors.models import model_detail
 from governance.services.audit import event_hash
 from governance.services.datasets import dataset_create, records_upsert
+from governance.services.record_rows import validate_rows
 from governance.services.serving import manifest_refresh, model_predict, predictors
 from governance.services.training import ModelSpec, model_create, model_train
 from governance.services.training_tasks import StageBusy, training_task_run
