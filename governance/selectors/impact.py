@@ -1,7 +1,7 @@
 """Reads: the erasure impact preview, what erasing a subject now would do.
 
 The preview is computed with the very rule that publishes manifests
-(``services.serving.manifest_entries`` with the stages assumed deactivated), so the depths
+(``selectors.manifests.manifest_entries`` with the stages assumed deactivated), so the depths
 it promises are the depths the erasure will leave. It is shown at intake and refreshed at
 approval; it writes nothing.
 """
@@ -16,8 +16,7 @@ from django.utils import timezone
 
 from governance import engine
 from governance.models import Record, Shard, SliceAssignment, Stage, UnlearningModel
-from governance.selectors.manifests import manifest_latest
-from governance.services.serving import manifest_entries
+from governance.selectors.manifests import manifest_entries, manifest_latest
 
 # Stages an erasure deactivates when their lineage holds an erased record: every stage
 # that may still serve or become serving, in any generation, including one in training.

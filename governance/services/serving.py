@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,69 +24,9 @@ from django.db import transaction
 from governance import engine
 from governance.canonical import canonical_bytes
 from governance.errors import ApplicationError
-from governance.models import ServingManifest, Shard, Stage, TrainingTask, UnlearningModel
-from governance.selectors.manifests import manifest_current, manifest_latest
+from governance.models import ServingManifest, UnlearningModel
+from governance.selectors.manifests import manifest_current, manifest_entries, manifest_latest
 from governance.services.audit import audit_event_append
-
-
-def manifest_entries(
-    model: UnlearningModel,
-    *,
-    generation: int | None = None,
-    assume_deactivated: Collection[int] = (),
-) -> list[dict[str, Any]]:
-    """The serving choice of every shard of one generation (default: the model's newest).
-
-    ``assume_deactivated`` names stage ids to treat as deactivated: the impact preview
-    asks what the manifest *would* be after an erasure with the very rule that publishes it.
-    """
-    from unlearning.policy import best_serving
-
-    generation = model.generation if generation is None else generation
-    shards = Shard.objects.filter(model=model, generation=generation).order_by("index")
-    stages = {(s.shard_id, s.prefix): s for s in Stage.objects.filter(shard__in=shards)}
-    gone = set(assume_deactivated)
-    done = set(
-        TrainingTask.objects.filter(
-            sequence__shard__in=shards, status=TrainingTask.Status.DONE
-        ).values_list("sequence_id", flat=True)
-    )
-    entries = []
-    for shard in shards:
-        sequences = list(shard.sequences.order_by("index"))
-        depths = [
-            _depth(seq.order, shard, stages, gone) if seq.pk in done else 0 for seq in sequences
-        ]
-        serving = best_serving(depths)
-        if serving is None:
-            continue
-        order = sequences[serving.sequence_index].order
-        chosen = [
-            stages[(shard.pk, engine.prefix_text(order[:d]))] for d in range(1, serving.depth + 1)
-        ]
-        entries.append(
-            {
-                "shard": shard.index,
-                "sequence": serving.sequence_index,
-                "depth": serving.depth,
-                "stages": [
-                    {"id": s.pk, "prefix": s.prefix, "digest": s.tensor_digest} for s in chosen
-                ],
-            }
-        )
-    return entries
-
-
-def _depth(
-    order: list[int], shard: Shard, stages: dict[tuple[int, str], Stage], gone: set[int]
-) -> int:
-    depth = 0
-    for d in range(1, len(order) + 1):
-        stage = stages.get((shard.pk, engine.prefix_text(order[:d])))
-        if stage is None or stage.state != Stage.State.TRAINED or stage.pk in gone:
-            break
-        depth = d
-    return depth
 
 
 def manifest_digest(model_id: int, generation: int, entries: list[dict[str, Any]]) -> str:

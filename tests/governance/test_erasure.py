@@ -26,9 +26,9 @@ from governance.models import (
     SliceAssignment,
     Stage,
 )
+from governance.selectors.manifests import manifest_entries
 from governance.services import erasure, erasure_execution
 from governance.services.audit import audit_chain_verify
-from governance.services.serving import manifest_entries
 from tests.governance import web_helpers
 from tests.governance.api_helpers import (
     API,
