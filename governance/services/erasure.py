@@ -305,8 +305,3 @@ def erasure_request_fail(*, request_id: int, error: str) -> None:
         audit_event_append(
             actor="worker", action="erasure.failed", obj=request, payload={"error": error[:500]}
         )
-
-
-def erasure_overdue(request: ErasureRequest, now: datetime | None = None) -> bool:
-    """Deprecated: ask ``request.is_overdue(now)``, the one rule, directly."""
-    return request.is_overdue(now or timezone.now())
