@@ -4,7 +4,7 @@ Set-up (not timed): the sample tickets of ``generate(num_subjects=150)`` are ing
 a temporary SQLite database, a model is created (base_model "minilm", 2 shards, 3 slices,
 2 cyclic sequences, 1 epoch) and trained inline: ``model_train`` partitions and queues
 (into a temporary file-system broker nobody reads), then
-``governance.services.training.training_task_run`` runs each TrainingTask in this process.
+``governance.services.training_tasks.training_task_run`` runs each TrainingTask in this process.
 Artifacts go to a temporary ARTIFACT_ROOT.
 
 Measured, for one input and for a batch of 32 (held-out test messages):
@@ -54,15 +54,11 @@ BATCH = 32
 
 def _train(subjects: int, user: Any) -> tuple[Any, Any, float]:
     """Ingest the sample data, create the model and train every task inline."""
-    from governance.api.ingest import validate_rows
     from governance.models import TrainingTask
     from governance.services.datasets import dataset_create, records_upsert
-    from governance.services.training import (
-        ModelSpec,
-        model_create,
-        model_train,
-        training_task_run,
-    )
+    from governance.services.record_rows import validate_rows
+    from governance.services.training import ModelSpec, model_create, model_train
+    from governance.services.training_tasks import training_task_run
     from unlearning.sample_data import generate
 
     data = generate(num_subjects=subjects, seed=0)
