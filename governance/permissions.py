@@ -136,7 +136,7 @@ class _Allowed(BasePermission):
 
 def allowed(action: Action) -> type[BasePermission]:
     """A DRF permission class for API views that do ``action``."""
-    listed = ", ".join(sorted(roles_for(action)))
+    listed = ", ".join(role for role in Role if role in roles_for(action))
 
     class Allowed(_Allowed):
         message = f"This action requires one of the roles: {listed}."
