@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from governance.models import Dataset, ErasureRequest, UnlearningModel
+from governance.models import ErasureRequest
 from governance.services import erasure
+from tests.factories import UnlearningModelFactory
 from tests.governance.web_helpers import browser, find, find_all, ids_on, parse
 
 ALL = ("officer", "auditor", "engineer", "integration")
@@ -42,16 +43,7 @@ ACTIONS = [
 @pytest.fixture
 def objects(officer):
     req, _ = erasure.erasure_request_create(actor=officer.user, subject_ref="subj-a")
-    dataset = Dataset.objects.create(name="support", labels=["a", "b"])
-    model = UnlearningModel.objects.create(
-        name="tiny",
-        dataset=dataset,
-        base_model="tiny-bert",
-        num_shards=2,
-        num_slices=2,
-        budget=1,
-        sequence_policy="cyclic",
-    )
+    model = UnlearningModelFactory(name="tiny", dataset__name="support", budget=1)
     return {"request": req.pk, "model": model.pk}
 
 

@@ -6,16 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from governance.models import (
-    Dataset,
-    Sequence,
-    ServingManifest,
-    Shard,
-    Slice,
-    Stage,
-    TrainingJob,
-    UnlearningModel,
-)
+from governance.models import Sequence, ServingManifest, Shard, Slice, Stage, TrainingJob
+from tests.factories import TrainingJobFactory, UnlearningModelFactory
 from tests.governance.web_helpers import browser, find, find_all, ids_on
 
 # (sequence index, order, states of its stages by position; None = no stage row)
@@ -28,10 +20,9 @@ PLAN = [
 
 @pytest.fixture
 def model(db):
-    dataset = Dataset.objects.create(name="support", labels=["a", "b"])
-    model = UnlearningModel.objects.create(
-        name="grid-model", dataset=dataset, base_model="tiny-bert", num_shards=1,
-        num_slices=3, budget=3, sequence_policy="cyclic", generation=1, status="ready",
+    model = UnlearningModelFactory(
+        name="grid-model", dataset__name="support", num_shards=1, num_slices=3, budget=3,
+        generation=1, status="ready",
     )  # fmt: skip
     shard = Shard.objects.create(model=model, generation=1, index=0)
     for i in range(3):
@@ -92,9 +83,7 @@ def test_manifest_history_lists_versions_with_short_digests(auditor, model):
 
 
 def test_progress_polls_while_a_job_runs_and_stops_when_it_ends(engineer, model):
-    job = TrainingJob.objects.create(
-        model=model, generation=1, status="running", stages_total=9, stages_done=4
-    )
+    job = TrainingJobFactory(model=model, status="running", stages_total=9, stages_done=4)
     client = browser(engineer)
 
     running = client.get(f"/models/{model.pk}/")
@@ -115,9 +104,7 @@ def test_progress_polls_while_a_job_runs_and_stops_when_it_ends(engineer, model)
 
 
 def test_dashboard_shows_shard_health_and_queued_retraining(officer, model):
-    TrainingJob.objects.create(
-        model=model, generation=2, kind="retrain", status="queued", stages_total=3
-    )
+    TrainingJobFactory(model=model, generation=2, kind="retrain", status="queued", stages_total=3)
 
     page = browser(officer).get("/")
 
