@@ -17,6 +17,14 @@ from governance.api import (
     reports,
 )
 
+# An officer's decisions on a request: (path segment, view, URL name).
+DECISIONS = (
+    ("approve", erasure.ErasureRequestApproveApi, "api-erasure-approve"),
+    ("reject", erasure.ErasureRequestRejectApi, "api-erasure-reject"),
+    ("extend", erasure.ErasureRequestExtendApi, "api-erasure-extend"),
+    ("retry", erasure.ErasureRequestRetryApi, "api-erasure-retry"),
+)
+
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("health/", health.HealthApi.as_view(), name="api-health"),
@@ -43,25 +51,9 @@ urlpatterns = [
         erasure.ErasureRequestDetailApi.as_view(),
         name="api-erasure-request",
     ),
-    path(
-        "erasure-requests/<int:request_id>/approve/",
-        erasure.ErasureRequestApproveApi.as_view(),
-        name="api-erasure-approve",
-    ),
-    path(
-        "erasure-requests/<int:request_id>/reject/",
-        erasure.ErasureRequestRejectApi.as_view(),
-        name="api-erasure-reject",
-    ),
-    path(
-        "erasure-requests/<int:request_id>/extend/",
-        erasure.ErasureRequestExtendApi.as_view(),
-        name="api-erasure-extend",
-    ),
-    path(
-        "erasure-requests/<int:request_id>/retry/",
-        erasure.ErasureRequestRetryApi.as_view(),
-        name="api-erasure-retry",
+    *(
+        path(f"erasure-requests/<int:request_id>/{decision}/", view.as_view(), name=name)
+        for decision, view, name in DECISIONS
     ),
     path(
         "erasure-requests/<int:request_id>/certificate/",
