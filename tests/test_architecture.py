@@ -175,3 +175,108 @@ def test_web_and_worker_modules_do_not_load_torch_at_import():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "False"
+
+
+# --- layout: small modules, and the environment read in one place -------------------------
+
+SIZE_LIMITS = {"governance": 500, "celery_worker": 500, "unlearning": 320}
+
+
+def oversized_modules(repo: Path) -> list[str]:
+    """`path: N lines (limit L)` for every module over its package's limit (not migrations)."""
+    found = []
+    for package, limit in SIZE_LIMITS.items():
+        for path in sorted((repo / package).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            lines = len(path.read_text(encoding="utf-8").splitlines())
+            if lines > limit:
+                found.append(f"{path.relative_to(repo)}: {lines} lines (limit {limit})")
+    return found
+
+
+def test_no_module_outgrows_its_limit():
+    oversized = oversized_modules(REPO)
+    assert not oversized, "split these modules by what they do:\n" + "\n".join(oversized)
+
+
+def test_size_check_names_an_oversized_module(tmp_path):
+    (tmp_path / "governance" / "migrations").mkdir(parents=True)
+    (tmp_path / "governance" / "big.py").write_text("x = 1\n" * 501)
+    (tmp_path / "governance" / "migrations" / "0001_big.py").write_text("x = 1\n" * 900)
+    (tmp_path / "governance" / "fine.py").write_text("x = 1\n" * 500)
+    assert oversized_modules(tmp_path) == ["governance/big.py: 501 lines (limit 500)"]
+
+
+# Settings is the one module that reads the environment. Elsewhere a module may only give a
+# variable a default for the libraries that read it (os.environ.setdefault: the standard
+# DJANGO_SETTINGS_MODULE bootstrap, or HF_HUB_OFFLINE for transformers): that reads nothing.
+ENV_HOME = Path("governance/settings.py")
+
+
+def environment_reads(source: str) -> list[int]:
+    """Lines that read os.environ or os.getenv (``os.environ.setdefault`` only writes a default)."""
+    tree = ast.parse(source)
+    names = ("environ", "getenv", "environb")
+    defaults = {
+        id(n.func.value) for n in ast.walk(tree) if isinstance(n, ast.Call) and _is_default(n)
+    }
+    lines = {
+        node.lineno
+        for node in ast.walk(tree)
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in names
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+            and id(node) not in defaults
+        )
+        or (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name in names for alias in node.names)
+        )
+    }
+    return sorted(lines)
+
+
+def _is_default(call: ast.Call) -> bool:
+    """``os.environ.setdefault(NAME, value)`` with a literal name."""
+    func = call.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "setdefault"
+        and isinstance(func.value, ast.Attribute)
+        and func.value.attr == "environ"
+        and bool(call.args)
+        and isinstance(call.args[0], ast.Constant)
+    )
+
+
+def test_only_settings_reads_the_environment():
+    offenders = [
+        f"{path.relative_to(REPO)}:{line}"
+        for package in ("governance", "celery_worker")
+        for path in sorted((REPO / package).rglob("*.py"))
+        if path.relative_to(REPO) != ENV_HOME
+        for line in environment_reads(path.read_text(encoding="utf-8"))
+    ]
+    assert not offenders, "read the environment in governance/settings.py:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("import os\nx = os.environ.get('X')", [2]),
+        ("import os\nx = os.getenv('X')", [2]),
+        ("import os\nx = os.environ['X']", [2]),
+        ("from os import environ", [1]),
+        ("import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'governance.settings')", []),
+        ("import os\nos.environ.setdefault('HF_HUB_OFFLINE', '1')", []),
+        ("import os\nx = os.environ.setdefault('X', '1') or os.environ.get('Y')", [2]),
+        ("import os\nif 'X' in os.environ: pass", [2]),
+        ("from django.conf import settings\nx = settings.LETHE_X", []),
+    ],
+)
+def test_environment_check_finds_reads(source, expected):
+    assert environment_reads(source) == expected
