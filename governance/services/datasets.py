@@ -10,10 +10,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.errors import ApplicationError
-from governance.models import Dataset, Record, Subject
+from governance.models import Dataset, Record, SliceAssignment, Subject
 from governance.services.audit import audit_event_append
 
 MAX_LABELS = 1000
+TRAINED_RECORD_CHANGED = (
+    "external_id: this record has been placed in a model's training data and cannot change "
+    "its subject, text or label; file an erasure request for it, then send the new content "
+    "under a new external_id"
+)
 
 
 def dataset_create(*, actor: Any, name: str, labels: Sequence[str]) -> Dataset:
@@ -69,6 +74,12 @@ def records_upsert(*, actor: Any, dataset: Dataset, rows: Sequence[Any]) -> Upse
     erased record is rejected (erased data is never re-ingested silently). Re-sending the
     same batch changes nothing: the call is idempotent.
 
+    A record that lineage has placed in a model's slice is immutable as trained: a row that
+    would change its subject, text or label is rejected (``TRAINED_RECORD_CHANGED``), and
+    the platform erases it first. Rewriting it in place would make lineage lie about what
+    the stages learned: re-attributing a subject's records, then erasing that subject, would
+    otherwise be certified as "no records found" while stages trained on them keep serving.
+
     Args:
         actor: who sends the batch.
         dataset: the target dataset.
@@ -86,7 +97,17 @@ def records_upsert(*, actor: Any, dataset: Dataset, rows: Sequence[Any]) -> Upse
         }
         # Subjects only for rows that may be written: a rejected row leaves nothing behind.
         erased = {k for k, r in existing.items() if r.status == Record.Status.ERASED}
-        subjects = _subjects_for({row.subject_id for row in rows if row.external_id not in erased})
+        trained = _placed_in_lineage(
+            [r.pk for r in existing.values() if r.status == Record.Status.ACTIVE]
+        )
+        frozen = erased | {
+            row.external_id
+            for row in rows
+            if (record := existing.get(row.external_id)) is not None
+            and record.pk in trained
+            and _content(record) != (row.subject_id, row.text, row.label)
+        }
+        subjects = _subjects_for({row.subject_id for row in rows if row.external_id not in frozen})
         to_create, to_update = [], []
         now = timezone.now()
         for row in rows:
@@ -109,12 +130,12 @@ def records_upsert(*, actor: Any, dataset: Dataset, rows: Sequence[Any]) -> Upse
                         "error": "external_id: this record was erased and cannot be re-ingested",
                     }
                 )
-            elif (record.subject.external_ref, record.text, record.label) == (
-                row.subject_id,
-                row.text,
-                row.label,
-            ):
+            elif _content(record) == (row.subject_id, row.text, row.label):
                 result.unchanged += 1
+            elif row.external_id in frozen:
+                result.rejected.append(
+                    {"index": row.index, "field": "external_id", "error": TRAINED_RECORD_CHANGED}
+                )
             else:
                 record.subject, record.text, record.label = (
                     subjects[row.subject_id],
@@ -140,6 +161,19 @@ def records_upsert(*, actor: Any, dataset: Dataset, rows: Sequence[Any]) -> Upse
                 },
             )
     return result
+
+
+def _content(record: Record) -> tuple[str, str, str]:
+    return record.subject.external_ref, record.text, record.label
+
+
+def _placed_in_lineage(record_ids: list[int]) -> set[int]:
+    """The records some generation of some model has assigned to a slice (one query)."""
+    if not record_ids:
+        return set()
+    return set(
+        SliceAssignment.objects.filter(record_id__in=record_ids).values_list("record_id", flat=True)
+    )
 
 
 def _subjects_for(refs: set[str]) -> dict[str, Subject]:
