@@ -20,6 +20,14 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
+from governance.errors import ApplicationError
+from governance.subject_refs import (
+    MAX_LENGTH,
+    SubjectRefError,
+    subject_ref_clean,
+    subject_ref_normal,
+)
+
 if TYPE_CHECKING:
     from drf_spectacular.openapi import AutoSchema
 
@@ -42,6 +50,32 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class SubjectRefField(StrictCharField):
+    """A data subject's id in its one comparable form (``governance.subject_refs``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", MAX_LENGTH)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        try:
+            return subject_ref_clean(
+                super().to_internal_value(data), field=self.field_name or "subject_id"
+            )
+        except SubjectRefError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+def subject_ref_from_path(value: str) -> str:
+    """A subject id taken from a URL, in NFC; invisible characters are a 400 naming it."""
+    try:
+        return subject_ref_normal(value)
+    except SubjectRefError as exc:
+        raise ApplicationError(
+            code="invalid", message=str(exc), details={"subject_id": [str(exc)]}
+        ) from None
 
 
 class NamedChoiceField(serializers.ChoiceField):

@@ -22,6 +22,7 @@ from governance.api.common import (
     SIGNED_IN,
     StrictCharField,
     StrictSerializer,
+    SubjectRefField,
     error_responses,
     validated,
 )
@@ -57,7 +58,7 @@ class ErasureRequestListCreateApi(APIView):
         class Meta:
             ref_name = "ErasureRequestInput"
 
-        subject_id = StrictCharField(max_length=200)
+        subject_id = SubjectRefField()
         reason = StrictCharField(max_length=5000, required=False, default="", allow_blank=True)
         channel = serializers.ChoiceField(
             choices=ErasureRequest.Channel.values, default=ErasureRequest.Channel.API
@@ -69,7 +70,7 @@ class ErasureRequestListCreateApi(APIView):
             ref_name = "ErasureRequestFilter"
 
         status = serializers.ChoiceField(choices=ErasureRequest.Status.values, required=False)
-        subject_id = serializers.CharField(max_length=200, required=False)
+        subject_id = SubjectRefField(required=False)
         overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
         limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
         offset = serializers.IntegerField(min_value=0, default=0)
@@ -88,7 +89,7 @@ class ErasureRequestListCreateApi(APIView):
         key = _idempotency_key(request)
         req, created = erasure.erasure_request_create(
             actor=request.user,
-            subject_ref=data["subject_id"].strip(),
+            subject_ref=data["subject_id"],
             reason=data["reason"],
             channel=data["channel"],
             idempotency_key=key,

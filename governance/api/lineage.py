@@ -10,7 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.common import SIGNED_IN, NamedChoiceField, error_responses
+from governance.api.common import (
+    SIGNED_IN,
+    NamedChoiceField,
+    error_responses,
+    subject_ref_from_path,
+)
 from governance.errors import ApplicationError
 from governance.models import Record, Stage
 from governance.permissions import Action, allowed
@@ -74,8 +79,9 @@ class SubjectLineageApi(APIView):
         records = LineageRecordSerializer(many=True)
         models = LineageModelSerializer(many=True)
 
-    @extend_schema(responses={200: OutputSerializer, **error_responses(404, *SIGNED_IN)})
+    @extend_schema(responses={200: OutputSerializer, **error_responses(400, 404, *SIGNED_IN)})
     def get(self, request: Request, subject_id: str) -> Response:
+        subject_id = subject_ref_from_path(subject_id)
         lineage = subject_lineage(subject_ref=subject_id)
         if not lineage["records"]:
             raise ApplicationError(

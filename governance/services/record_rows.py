@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from governance.errors import ApplicationError
+from governance.subject_refs import SubjectRefError, subject_ref_clean
 
 FIELDS = ("external_id", "subject_id", "text", "label")
 MAX_ID_LENGTH = 200
@@ -102,7 +103,7 @@ def _valid_row(
     return ValidRow(
         index=index,
         external_id=external_id,
-        subject_id=_identifier(row, "subject_id"),
+        subject_id=_subject_id(row),
         text=_text(row),
         label=_label(row, allowed, labels),
     )
@@ -128,6 +129,13 @@ def _identifier(row: dict[Any, Any], name: str) -> str:
     if match := _CONTROL.search(value):
         raise _Rejected(name, f"{name}: contains control character U+{ord(match[0]):04X}")
     return value
+
+
+def _subject_id(row: dict[Any, Any]) -> str:
+    try:
+        return subject_ref_clean(_identifier(row, "subject_id"))
+    except SubjectRefError as exc:
+        raise _Rejected("subject_id", str(exc)) from None
 
 
 def _text(row: dict[Any, Any]) -> str:

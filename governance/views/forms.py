@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from governance.models import ErasureRequest
 from governance.selectors.erasure import Due
+from governance.subject_refs import SubjectRefError, subject_ref_clean
 
 Channel = ErasureRequest.Channel
 Status = ErasureRequest.Status
@@ -27,6 +28,14 @@ DUE_WINDOWS = [
 DUE_STATES = {"overdue": Due.OVERDUE, "week": Due.SOON, "later": Due.OK}
 
 
+def _clean_subject_ref(value: str) -> str:
+    try:
+        return subject_ref_clean(value, field="subject reference")
+    except SubjectRefError as exc:
+        message = str(exc)
+        raise forms.ValidationError(message[:1].upper() + message[1:]) from None
+
+
 class SubjectLookupForm(forms.Form):
     subject_ref = forms.CharField(
         label="Subject reference",
@@ -34,6 +43,9 @@ class SubjectLookupForm(forms.Form):
         help_text="The identifier your data platform uses for the person.",
         error_messages={"required": "Enter the subject reference to look up."},
     )
+
+    def clean_subject_ref(self) -> str:
+        return _clean_subject_ref(self.cleaned_data["subject_ref"])
 
 
 class RequestFileForm(forms.Form):
@@ -44,6 +56,7 @@ class RequestFileForm(forms.Form):
         widget=forms.HiddenInput,
         error_messages={"required": "Look up a subject reference first."},
     )
+
     channel = forms.ChoiceField(
         label="Received by",
         choices=WEB_CHANNELS,
@@ -65,6 +78,9 @@ class RequestFileForm(forms.Form):
     )
     # A repeated submission (double click, back button) files the first request again.
     idempotency_key = forms.CharField(max_length=200, required=False, widget=forms.HiddenInput)
+
+    def clean_subject_ref(self) -> str:
+        return _clean_subject_ref(self.cleaned_data["subject_ref"])
 
     def clean_received_at(self) -> date | None:
         value: date | None = self.cleaned_data.get("received_at")
