@@ -38,6 +38,9 @@ class LineageTrainedRecordSerializer(serializers.Serializer[Any]):
         ref_name = "LineageTrainedRecord"
 
     external_id = serializers.CharField()
+    generation = serializers.IntegerField(
+        help_text="The generation that placed it; during a retrain, serving and new both show."
+    )
     shard = serializers.IntegerField()
     slice = serializers.IntegerField()
     stages = LineageStageSerializer(many=True, help_text="Every stage that read the slice.")

@@ -8,25 +8,41 @@ stage links by slice, the current manifest by model.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
-
-from django.db.models import F
 
 from governance.models import Record, SliceAssignment, Stage, UnlearningModel
 from governance.selectors.manifests import manifest_latest
 
 
-def _serving_stage_ids(models: list[UnlearningModel]) -> dict[int, tuple[int | None, set[int]]]:
-    out: dict[int, tuple[int | None, set[int]]] = {}
+@dataclass(frozen=True)
+class _Serving:
+    version: int | None
+    stage_ids: frozenset[int]
+    # The generations whose stages serve or may serve: the manifest's, and the newest
+    # (training, or waiting to swap in). Lineage shows both while a retrain runs.
+    generations: frozenset[int]
+
+
+def _serving(models: list[UnlearningModel]) -> dict[int, _Serving]:
+    out = {}
     for model in models:
         manifest = manifest_latest(model)
         ids = {s["id"] for e in manifest.entries for s in e["stages"]} if manifest else set()
-        out[model.pk] = (manifest.version if manifest else None, ids)
+        generations = {model.generation, *([manifest.generation] if manifest else [])}
+        out[model.pk] = _Serving(
+            manifest.version if manifest else None, frozenset(ids), frozenset(generations)
+        )
     return out
 
 
 def subject_lineage(*, subject_ref: str) -> dict[str, Any]:
-    """A subject's records and, per model, the shard, slice and stages that read them."""
+    """A subject's records and, per model, the shard, slice and stages that read them.
+
+    ``subject_ref`` is in its comparable form (``governance.subject_refs``). Every
+    generation that serves or may serve is shown: during a retrain, the serving
+    generation's stages and the new generation's, each entry naming its generation.
+    """
     records = list(
         Record.objects.filter(subject__external_ref=subject_ref)
         .select_related("dataset")
@@ -37,19 +53,28 @@ def subject_lineage(*, subject_ref: str) -> dict[str, Any]:
             dataset__in={r.dataset_id for r in records}, generation__gt=0
         )
     )
-    assignments = list(
-        SliceAssignment.objects.filter(
-            record__in=records, model__in=models, generation=F("model__generation")
-        ).select_related("slice__shard")
-    )
+    serving = _serving(models)
+    wanted = {(m, g) for m, s in serving.items() for g in s.generations}
+    assignments = [
+        a
+        for a in SliceAssignment.objects.filter(
+            record__in=records,
+            model__in=models,
+            generation__in={g for _, g in wanted},
+        )
+        .select_related("slice__shard")
+        .order_by("generation")
+        if (a.model_id, a.generation) in wanted
+    ]
     links = Stage.slices.through.objects.filter(
         slice_id__in={a.slice_id for a in assignments}
     ).select_related("stage")
     stages_by_slice: dict[int, list[Stage]] = defaultdict(list)
     for link in links:
         stages_by_slice[link.slice_id].append(link.stage)
-    serving = _serving_stage_ids(models)
-    by_record = {(a.model_id, a.record_id): a for a in assignments}
+    by_record: dict[tuple[int, int], list[SliceAssignment]] = defaultdict(list)
+    for a in assignments:
+        by_record[(a.model_id, a.record_id)].append(a)
     return {
         "subject_id": subject_ref,
         "records": [_record_row(r) for r in records],
@@ -72,40 +97,45 @@ def _record_row(record: Record) -> dict[str, Any]:
 def _model_lineage(
     model: UnlearningModel,
     records: list[Record],
-    by_record: dict[tuple[int, int], SliceAssignment],
+    by_record: dict[tuple[int, int], list[SliceAssignment]],
     stages_by_slice: dict[int, list[Stage]],
-    serving: tuple[int | None, set[int]],
+    serving: _Serving,
 ) -> dict[str, Any]:
-    version, serving_ids = serving
-    trained, not_yet = [], []
+    trained: list[dict[str, Any]] = []
+    not_yet: list[str] = []
     for record in (r for r in records if r.dataset_id == model.dataset_id):
-        assignment = by_record.get((model.pk, record.pk))
-        if assignment is None:
+        placed = by_record.get((model.pk, record.pk), [])
+        if not placed:
             not_yet.append(record.external_id)
-            continue
-        stages = sorted(stages_by_slice[assignment.slice_id], key=lambda s: (s.position, s.prefix))
-        trained.append(
-            {
-                "external_id": record.external_id,
-                "shard": assignment.slice.shard.index,
-                "slice": assignment.slice.index,
-                "stages": [
-                    {
-                        "id": s.pk,
-                        "prefix": s.prefix,
-                        "position": s.position,
-                        "state": s.state,
-                        "serving": s.pk in serving_ids,
-                    }
-                    for s in stages
-                ],
-            }
+        trained.extend(
+            _trained_row(record, a, stages_by_slice[a.slice_id], serving.stage_ids) for a in placed
         )
     return {
         "model": model.pk,
         "name": model.name,
         "generation": model.generation,
-        "manifest_version": version,
+        "manifest_version": serving.version,
         "records": trained,
         "not_yet_trained": not_yet,
+    }
+
+
+def _trained_row(
+    record: Record, assignment: SliceAssignment, stages: list[Stage], serving_ids: frozenset[int]
+) -> dict[str, Any]:
+    return {
+        "external_id": record.external_id,
+        "generation": assignment.generation,
+        "shard": assignment.slice.shard.index,
+        "slice": assignment.slice.index,
+        "stages": [
+            {
+                "id": s.pk,
+                "prefix": s.prefix,
+                "position": s.position,
+                "state": s.state,
+                "serving": s.pk in serving_ids,
+            }
+            for s in sorted(stages, key=lambda s: (s.position, s.prefix))
+        ],
     }
