@@ -89,3 +89,20 @@ def run_training_inline(job_id: int) -> None:
     ``settings.ARTIFACT_ROOT`` at a temporary folder first)."""
     for task in TrainingTask.objects.filter(job_id=job_id).order_by("pk"):
         training_task_run(task_id=task.pk)
+
+
+def train_tiny_model(engineer: Any, dataset_id: int, capture: Any, **overrides: Any) -> int:
+    """Create ``tiny_model`` through the API, train it inline and return its id.
+
+    ``capture`` is pytest-django's ``django_capture_on_commit_callbacks``: the queued
+    Celery tasks are dropped, and this process runs them instead.
+    """
+    model_id = int(
+        engineer.client.post(
+            f"{API}/models/", tiny_model(dataset_id, **overrides), format="json"
+        ).json()["id"]
+    )
+    with capture(execute=False):
+        job = engineer.client.post(f"{API}/models/{model_id}/train/").json()["job"]
+    run_training_inline(job)
+    return model_id

@@ -36,6 +36,7 @@ from tests.governance.api_helpers import (
     error_of,
     run_training_inline,
     tiny_model,
+    train_tiny_model,
 )
 from tests.governance.web_helpers import busiest_subject
 
@@ -583,12 +584,9 @@ def test_retraining_replaces_only_shallow_shards_as_a_new_generation(
     from governance.services.retraining import models_retrain_due
 
     dataset_id = create_dataset(integration.client, sample)
-    model_id = engineer.client.post(
-        f"{API}/models/", tiny_model(dataset_id, retrain_threshold=2), format="json"
-    ).json()["id"]
-    with django_capture_on_commit_callbacks(execute=False):
-        job = engineer.client.post(f"{API}/models/{model_id}/train/").json()["job"]
-    run_training_inline(job)
+    model_id = train_tiny_model(
+        engineer, dataset_id, django_capture_on_commit_callbacks, retrain_threshold=2
+    )
     subject = busiest_subject(model_id)
     hit_shard = SliceAssignment.objects.filter(
         model=model_id, record__subject__external_ref=subject

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from governance.models import SliceAssignment, UnlearningModel
 from tests.governance import web_helpers
-from tests.governance.api_helpers import API, create_dataset, run_training_inline, tiny_model
+from tests.governance.api_helpers import API, create_dataset, run_training_inline, train_tiny_model
 from tests.governance.web_helpers import busiest_subject
 
 artifacts = web_helpers.artifacts
@@ -21,12 +21,9 @@ def test_lineage_during_a_retrain_shows_the_serving_and_the_new_generation(
     from governance.services.retraining import models_retrain_due
 
     dataset_id = create_dataset(integration.client, sample)
-    model_id = engineer.client.post(
-        f"{API}/models/", tiny_model(dataset_id, retrain_threshold=2), format="json"
-    ).json()["id"]
-    with django_capture_on_commit_callbacks(execute=False):
-        job = engineer.client.post(f"{API}/models/{model_id}/train/").json()["job"]
-    run_training_inline(job)
+    model_id = train_tiny_model(
+        engineer, dataset_id, django_capture_on_commit_callbacks, retrain_threshold=2
+    )
     erased = busiest_subject(model_id)
     hit = SliceAssignment.objects.filter(model=model_id, record__subject__external_ref=erased)
     shard = hit.values_list("slice__shard__index", flat=True)[0]
