@@ -33,7 +33,15 @@ QUIET_LOGGING: dict[str, Any] = {
     "incremental": True,
     "loggers": {
         name: {"level": "ERROR"}
-        for name in ("transformers", "peft", "accelerate", "torch", "sentence_transformers")
+        # kombu warns that the embedded file-system broker's URL names no host.
+        for name in (
+            "transformers",
+            "peft",
+            "accelerate",
+            "torch",
+            "sentence_transformers",
+            "kombu",
+        )
     },
 }
 
