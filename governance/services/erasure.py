@@ -28,7 +28,6 @@ from governance.models import ErasureEvent, ErasureRequest, Subject
 from governance.permissions import Role, user_roles
 from governance.selectors.impact import erasure_impact
 from governance.services.audit import actor_name, audit_event_append
-from governance.subject_refs import SubjectRefError, subject_ref_clean
 
 # GDPR Art. 12(3): answer within one month, extendable once by two further months.
 RESPONSE_PERIOD = relativedelta(months=1)
@@ -65,16 +64,6 @@ def _conflict(message: str, code: str = "conflict") -> ApplicationError:
     return ApplicationError(code=code, status=409, message=message)
 
 
-def _subject_ref(value: str) -> str:
-    """The one comparable form of the id, so both Unicode spellings reach the same records."""
-    try:
-        return subject_ref_clean(value)
-    except SubjectRefError as exc:
-        raise ApplicationError(
-            code="invalid", message=str(exc), details={"subject_id": [str(exc)]}
-        ) from None
-
-
 def _fingerprint(subject_ref: str, reason: str, channel: str) -> str:
     """What a repeated Idempotency-Key must match: the canonical hash of the filed body."""
     body = {"subject_ref": subject_ref, "reason": reason, "channel": channel}
@@ -95,13 +84,15 @@ def erasure_request_create(
 ) -> tuple[ErasureRequest, bool]:
     """File a request; durable when this returns (I6). Returns (request, created).
 
+    ``subject_ref`` comes in its comparable form: the API and the web form clean it with
+    ``governance.subject_refs.subject_ref_clean`` (ids stored before that rule keep theirs).
+
     With an idempotency key, a repeat by the same account returns the first request and
     files nothing; the same key with a different body is refused, since the client is
     confused about what it filed. ``received_at`` records when a request arrived by
     another channel (a letter logged a day later); it cannot be in the future.
     """
     user = actor if getattr(actor, "is_authenticated", False) else None
-    subject_ref = _subject_ref(subject_ref)
     fingerprint = _fingerprint(subject_ref, reason, channel)
     received = _received(received_at)
     if idempotency_key is not None:
