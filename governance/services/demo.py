@@ -10,10 +10,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connections, transaction
 
+from governance.apps import local_folders_create
 from governance.certificates.signing import signing_key_cache_clear
 from governance.services.audit import audit_event_append
 from governance.services.serving import predictors
@@ -63,7 +63,7 @@ def demo_state_reset(*, database: dict[str, Any], paths: dict[str, Path], var: P
     deleted = [path for path in targets if _delete(path)]
     signing_key_cache_clear()
     predictors.clear()
-    _broker_folders()
+    local_folders_create()  # the reset deleted them; the next steps write there
     return deleted
 
 
@@ -75,14 +75,6 @@ def _delete(path: Path) -> bool:
         path.unlink()
         return True
     return False
-
-
-def _broker_folders() -> None:
-    """Recreate the file-system broker's folders (settings makes them at import)."""
-    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
-    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
-        if key in options:
-            Path(options[key]).mkdir(parents=True, exist_ok=True)
 
 
 @transaction.atomic
