@@ -602,7 +602,7 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
     from governance.models import Stage
     from governance.permissions import Role
     from governance.services.accounts import user_create_with_role
-    from governance.services.audit import audit_chain_verify
+    from governance.services.audit_integrity import audit_chain_verify
 
     _install_hooks()
     officer, _ = user_create_with_role(username="olivia", role=Role.PRIVACY_OFFICER)

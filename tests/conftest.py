@@ -24,3 +24,26 @@ def _fresh_predictor_cache():
     from governance.services.serving import predictors
 
     predictors.clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _flush_past_the_audit_truncate_trigger():
+    """PostgreSQL refuses TRUNCATE on the audit tables (migration 0006). pytest-django
+    empties the database between transactional tests with one TRUNCATE of every table; that
+    flush is the one caller let past the trigger, as a database superuser can be."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    flush = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        with self.connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = replica")
+        try:
+            flush(self, sql_list)
+        finally:
+            with self.connection.cursor() as cursor:
+                cursor.execute("SET session_replication_role = DEFAULT")
+
+    DatabaseOperations.execute_sql_flush = execute_sql_flush
+    yield
+    DatabaseOperations.execute_sql_flush = flush

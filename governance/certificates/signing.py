@@ -88,13 +88,13 @@ def _signing_key_load_or_create(path: Path) -> Ed25519PrivateKey:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    if _publish_exclusively(path, pem):
+    if publish_exclusively(path, pem):
         return key
     # Another process created the key first: everyone signs with the winner's key.
     return _signing_key_parse(path, path.read_bytes())
 
 
-def _publish_exclusively(path: Path, data: bytes) -> bool:
+def publish_exclusively(path: Path, data: bytes) -> bool:
     """Create ``path`` holding ``data`` (mode 0600) unless it exists; False if it did.
 
     The bytes go to a private temporary file first (O_CREAT | O_EXCL, 0600), which is then

@@ -2,16 +2,17 @@
 
 Each event's hash is SHA-256 over its canonical JSON form (``governance.canonical``), which
 includes the previous event's hash, so changing or removing any row breaks every hash after
-it. Appends are
+it; its MAC (``governance.audit_key``) is HMAC over that hash with the server's key, so an
+event appended or re-hashed by anyone without the key is named too. Appends are
 serialised (an advisory lock on PostgreSQL; SQLite's IMMEDIATE transactions already take
-the write lock) so two writers never chain onto the same predecessor.
+the write lock) so two writers never chain onto the same predecessor. Verification against
+certificates and signed checkpoints lives in ``services.audit_integrity``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from governance.audit_key import audit_mac, audit_mac_matches
 from governance.canonical import canonical_bytes
 from governance.models import AuditEvent
 
@@ -106,46 +108,24 @@ def audit_event_append(
         prev_hash=last.hash if last else GENESIS_HASH,
     )
     event.hash = event_hash(event)
+    event.mac = audit_mac(event.hash)
     event.save(force_insert=True)
     return event
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    """Result of re-hashing the audit trail."""
-
-    ok: bool
-    checked: int
-    head: str
-    first_bad_seq: int | None = None
-    reason: str = ""
-
-
-def audit_chain_verify(*, batch: int = 5000) -> ChainReport:
-    """Re-hash every event in order; name the first one whose hash or link is wrong.
+def event_problem(event: AuditEvent, expected_seq: int, prev: str) -> str:
+    """What is wrong with ``event`` as the successor of ``prev`` at ``expected_seq``; "" if ok.
 
     Catches an edited row (its hash no longer matches its content), a deleted row (a gap
-    in ``seq`` or a broken ``prev_hash`` link) and a re-hashed forgery that does not chain.
+    in ``seq`` or a broken ``prev_hash`` link), and an event appended or re-hashed by anyone
+    without the audit key (its MAC does not match).
     """
-    prev, expected_seq, checked = GENESIS_HASH, 1, 0
-    last_seq = 0
-    while True:
-        events = list(AuditEvent.objects.filter(seq__gt=last_seq).order_by("seq")[:batch])
-        if not events:
-            return ChainReport(ok=True, checked=checked, head=prev)
-        for event in events:
-            problem = _problem(event, expected_seq, prev)
-            if problem:
-                return ChainReport(False, checked, prev, event.seq, problem)
-            prev, expected_seq, checked = event.hash, event.seq + 1, checked + 1
-        last_seq = events[-1].seq
-
-
-def _problem(event: AuditEvent, expected_seq: int, prev: str) -> str:
     if event.seq != expected_seq:
         return f"sequence gap: expected #{expected_seq}, found #{event.seq}"
     if event.prev_hash != prev:
         return "prev_hash does not match the previous event's hash"
     if event_hash(event) != event.hash:
         return "hash does not match the event's content"
+    if not audit_mac_matches(event.hash, event.mac):
+        return "MAC does not match: not written with this server's audit key (forged or re-hashed)"
     return ""

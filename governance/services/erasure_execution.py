@@ -35,6 +35,7 @@ from governance.certificates.body import certificate_body
 from governance.certificates.claims import PASSED, i2_check
 from governance.certificates.signing import certificate_digest, certificate_sign
 from governance.models import (
+    AuditCheckpoint,
     DeletionCertificate,
     ErasureRequest,
     Record,
@@ -45,6 +46,7 @@ from governance.models import (
 from governance.selectors.impact import LIVE_STATES
 from governance.selectors.manifests import manifest_latest
 from governance.services.audit import audit_event_append
+from governance.services.audit_integrity import audit_checkpoint_create
 from governance.services.erasure import erasure_event_create, erasure_request_enqueue
 from governance.services.serving import manifest_refresh, predictors
 
@@ -335,6 +337,8 @@ def _certify(request: ErasureRequest) -> ErasureRequest:
                 "key_id": certificate.key_id,
             },
         )
+        # Signed with the certificate, so a trail cut below this issuance is named.
+        audit_checkpoint_create(reason=AuditCheckpoint.Reason.CERTIFICATE)
     return request
 
 

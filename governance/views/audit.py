@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from governance.permissions import Action
 from governance.selectors.audit import audit_event_window, audit_events_filter
-from governance.services.audit import audit_chain_verify
+from governance.services.audit_integrity import audit_chain_verify
 from governance.views.access import POST, page, render_page
 from governance.views.forms import AuditFilterForm
 

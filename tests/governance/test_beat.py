@@ -14,6 +14,7 @@ ENTRIES = {
     "requeue-stalled-training": "lethe.requeue_stalled_training",
     "sweep-erasures": "lethe.sweep_erasures",
     "schedule-retraining": "lethe.schedule_retraining",
+    "audit-checkpoint": "lethe.audit_checkpoint",
 }
 
 
@@ -34,3 +35,17 @@ def test_database_scheduler_installs_every_entry():
 def test_sweeper_and_retraining_tasks_run_on_an_empty_database():
     assert tasks.sweep_erasures() == {"requeued": 0, "destroyed": 0}
     assert tasks.schedule_retraining() == []
+    assert tasks.audit_checkpoint() is None  # an empty trail has no head to sign
+
+
+def test_scheduled_checkpoint_signs_the_head_once():
+    from django.db import transaction
+
+    from governance.models import AuditCheckpoint
+    from governance.services.audit import audit_event_append
+
+    with transaction.atomic():
+        event = audit_event_append(actor="test", action="x", object_type="t", object_id="1")
+    assert tasks.audit_checkpoint() == event.seq
+    assert tasks.audit_checkpoint() is None
+    assert AuditCheckpoint.objects.get().reason == AuditCheckpoint.Reason.SCHEDULED

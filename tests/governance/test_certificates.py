@@ -527,7 +527,7 @@ def test_unusable_key_file_raises_an_error_naming_the_path(key_path, content, re
 
 def test_process_that_loses_the_creation_race_uses_the_winners_key(key_path, monkeypatch):
     winner = Ed25519PrivateKey.generate()
-    publish = certificates._publish_exclusively
+    publish = certificates.publish_exclusively
 
     def other_process_wins_first(path, data):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -540,7 +540,7 @@ def test_process_that_loses_the_creation_race_uses_the_winners_key(key_path, mon
         )
         return publish(path, data)
 
-    monkeypatch.setattr(certificates, "_publish_exclusively", other_process_wins_first)
+    monkeypatch.setattr(certificates, "publish_exclusively", other_process_wins_first)
 
     assert key_id(signing_key().public_key()) == key_id(winner.public_key())
     assert list(key_path.parent.iterdir()) == [key_path]

@@ -28,7 +28,7 @@ from governance.models import (
 )
 from governance.selectors.manifests import manifest_entries
 from governance.services import erasure, erasure_execution
-from governance.services.audit import audit_chain_verify
+from governance.services.audit_integrity import audit_chain_verify
 from tests.governance import web_helpers
 from tests.governance.api_helpers import (
     API,

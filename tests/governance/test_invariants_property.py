@@ -60,7 +60,7 @@ from governance.models import (
 )
 from governance.services import erasure, erasure_execution
 from governance.services import training_tasks as training
-from governance.services.audit import audit_chain_verify
+from governance.services.audit_integrity import audit_chain_verify
 from governance.services.datasets import dataset_create, records_upsert
 from governance.services.record_rows import validate_rows
 from governance.services.retraining import model_retrain, models_retrain_due

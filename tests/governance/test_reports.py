@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from governance.models import AuditEvent, DeletionCertificate, ErasureRequest
 from governance.services import erasure, erasure_execution, reports
-from governance.services.audit import audit_chain_verify
+from governance.services.audit_integrity import audit_chain_verify
 from governance.services.datasets import dataset_create, records_upsert
 from governance.services.record_rows import ValidRow
 from tests.governance.api_helpers import API, REPORT_HEADER, error_of
