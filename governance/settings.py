@@ -316,6 +316,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # stuck in approved/executing for longer than this.
 LETHE_AUTO_APPROVE_INTEGRATION = envbool("LETHE_AUTO_APPROVE_INTEGRATION", default=False)
 LETHE_ERASURE_STUCK_SECONDS = envint("LETHE_ERASURE_STUCK_SECONDS", 120)
+# Four eyes: an officer may not approve a request they filed themselves; another officer
+# must (ErasureRequest.approval_refusal). Off by default: a one-officer team could not work.
+LETHE_FOUR_EYES = envbool("LETHE_FOUR_EYES", default=False)
 # Ed25519 key that signs deletion certificates; created (mode 0600) on first use. In
 # production mount it from a secret store and back it up: certificates name its key id.
 LETHE_SIGNING_KEY_PATH = envpath(

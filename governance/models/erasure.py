@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -56,6 +56,9 @@ class ErasureRequest(models.Model):
 
     # A closed request takes no more decisions and can no longer be overdue.
     CLOSED: ClassVar = (Status.COMPLETED, Status.REJECTED)
+    # Not a column: set when an approval or retry commits, whether the broker took the
+    # execution message (False: the broker was down; a worker queues it when it reconnects).
+    execution_queued: bool | None = None
 
     subject_ref = models.CharField(max_length=200)
     subject = models.ForeignKey(
@@ -122,6 +125,23 @@ class ErasureRequest(models.Model):
     @property
     def can_approve(self) -> bool:
         return self.status == self.Status.RECEIVED
+
+    def approval_refusal(self, user: Any) -> str | None:
+        """Why ``user`` may not approve this request though it awaits a decision, or None.
+
+        With ``LETHE_FOUR_EYES`` an officer may not approve a request they filed: a second
+        person must agree before data is erased. Approvals by policy (no user) are the
+        operator's own choice (``LETHE_AUTO_APPROVE_INTEGRATION``) and are not refused.
+        """
+        if not getattr(settings, "LETHE_FOUR_EYES", False):
+            return None
+        user_id = getattr(user, "pk", None)
+        if user_id is not None and user_id == self.filed_by_id:
+            return (
+                f"four_eyes: you filed request {self.pk}, so another privacy officer must "
+                "approve it (LETHE_FOUR_EYES is on)"
+            )
+        return None
 
     @property
     def can_reject(self) -> bool:

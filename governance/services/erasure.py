@@ -215,6 +215,9 @@ def erasure_request_approve(
         request = _locked(request)
         if not request.can_approve:
             raise _conflict(f"status: request {request.pk} is {request.status}, not received")
+        refusal = request.approval_refusal(actor)
+        if refusal is not None:
+            raise ApplicationError(code="four_eyes", status=403, message=refusal)
         _approve(request, actor=actor, note=note)
     return request
 

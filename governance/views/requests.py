@@ -186,6 +186,8 @@ def _detail_page(request: HttpRequest, req: ErasureRequest, **bound: forms.Form)
         "certificate": certificate,
         "can": {
             "approve": req.can_approve,
+            # Why this officer may not approve (four eyes); the page says so on the button.
+            "approve_refusal": req.approval_refusal(request.user) if req.can_approve else None,
             "reject": req.can_reject,
             "extend": req.can_extend,
             "retry": req.can_retry,
