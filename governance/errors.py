@@ -3,10 +3,13 @@
 Services raise ``ApplicationError`` (or Django's ``ValidationError``); DRF raises its own
 exceptions; Django raises ``RequestDataTooBig`` and friends while reading a body. Each is
 mapped here, once, so a client never has to parse two error formats (DESIGN §7, STYLE §3.3).
+A 5xx logs its traceback and names the request id (``governance.middleware``) in its body,
+so the client's report of a failure leads the operator to its log record.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,9 +25,14 @@ from django.core.exceptions import (
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
+
+from governance.middleware import request_id_current
+
+logger = logging.getLogger(__name__)
 
 
 class ApplicationError(Exception):
@@ -71,6 +79,10 @@ def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Respons
     error = _to_error(exc)
     if error is None:
         return None
+    if error.status >= 500:
+        # Known 5xx (a broker outage, say): DRF would log only the status line.
+        logger.error("%s answered %d", type(exc).__name__, error.status, exc_info=exc)
+        error = _with_request_id(error)
     set_rollback()  # an error inside ATOMIC_REQUESTS must not commit half a change
     return Response(error.body(), status=error.status, headers=error.headers)
 
@@ -91,6 +103,12 @@ def _to_error(exc: BaseException) -> _Error | None:
     if isinstance(exc, exceptions.APIException):
         return _from_api_exception(exc)
     return None
+
+
+def _with_request_id(error: _Error) -> _Error:
+    details = error.details if isinstance(error.details, dict) else {}
+    details = {**details, "request_id": request_id_current()}
+    return _Error(error.status, error.code, error.message, details, error.headers)
 
 
 # --- oversize bodies ------------------------------------------------------------------
@@ -186,8 +204,15 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path_info.startswith("/api/")
 
 
-def _json_error(status_code: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(_Error(status_code, code, message).body(), status=status_code)
+def _json_error(status_code: int, code: str, message: str, details: Any = None) -> JsonResponse:
+    return JsonResponse(_Error(status_code, code, message, details).body(), status=status_code)
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest) -> HttpResponse:
+    """Every unknown path under ``/api/``, any method: a JSON 404. CSRF-exempt because no
+    endpoint is there to protect; otherwise an unknown POST got the HTML CSRF page."""
+    return page_not_found(request, Http404())
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -200,6 +225,8 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 def server_error(request: HttpRequest) -> HttpResponse:
     """``handler500``: JSON for URLs under ``/api/``, Django's HTML page elsewhere."""
     if _is_api(request):
-        # No exception text: it can hold internals; the traceback is in the server log.
-        return _json_error(500, "server_error", "Internal server error.")
+        # No exception text: it can hold internals; the traceback is in the server log,
+        # under the request id given here (django.request logged it, with the id).
+        message = "Internal server error."
+        return _json_error(500, "server_error", message, {"request_id": request_id_current()})
     return defaults.server_error(request)

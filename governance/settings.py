@@ -175,6 +175,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response, redirects and errors included, carries X-Request-ID.
+    "governance.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -260,6 +262,8 @@ LETHE_MAX_UPLOAD_BYTES = envint("LETHE_MAX_UPLOAD_BYTES", 32 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = LETHE_MAX_UPLOAD_BYTES
 # Rows per bulk records request: bounds one upsert transaction.
 LETHE_MAX_BATCH_ROWS = envint("LETHE_MAX_BATCH_ROWS", 100_000)
+# Requests in one record-keeping report (API export and page): a longer period is a 400.
+LETHE_REPORT_MAX_ROWS = envint("LETHE_REPORT_MAX_ROWS", 100_000)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lethe API",
@@ -342,7 +346,7 @@ if LETHE_LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         f"LETHE_LOG_LEVEL={LETHE_LOG_LEVEL!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
     )
 _LOG_FORMATTERS: dict[str, dict[str, str]] = {
-    "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
     "json": {"()": "governance.log.JsonLinesFormatter"},
     # Django's own format for runserver's request lines ([time] "GET / HTTP/1.1" 200 35).
     "django.server": {
@@ -357,10 +361,21 @@ LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {name: _LOG_FORMATTERS[name] for name in {LETHE_LOG_FORMAT, _SERVER_FORMAT}},
+    # request_id on every record, so a 5xx's traceback is found by the id in its answer.
+    "filters": {"request_id": {"()": "governance.middleware.RequestIdFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LETHE_LOG_FORMAT},
-        "server": {"class": "logging.StreamHandler", "formatter": _SERVER_FORMAT},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LETHE_LOG_FORMAT,
+            "filters": ["request_id"],
+        },
+        "server": {
+            "class": "logging.StreamHandler",
+            "formatter": _SERVER_FORMAT,
+            "filters": ["request_id"],
+        },
     },
+
     "root": {"handlers": ["console"], "level": LETHE_LOG_LEVEL},
     "loggers": {
         # Django's own console handler would print its records a second time. Configuring

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.http import Http404
 from django.urls import include, path, re_path
 
-from governance.errors import page_not_found
+from governance.errors import api_not_found
 
 # JSON errors for URLs under /api/, Django's pages elsewhere (only used when DEBUG is off).
 handler404 = "governance.errors.page_not_found"
@@ -18,7 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("governance.api.urls")),
     # Unknown API paths answer in the API's error shape even with DEBUG on.
-    re_path(r"^api/", lambda request: page_not_found(request, Http404())),
+    re_path(r"^api/", api_not_found),
     # The web UI: Django's login/logout (logout is a POST) and the pages.
     path(
         "accounts/login/",

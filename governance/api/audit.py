@@ -10,11 +10,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.common import SIGNED_IN, StrictSerializer, error_responses, validated
+from governance.api.common import (
+    SIGNED_IN,
+    DbIntegerField,
+    StrictSerializer,
+    error_responses,
+    validated,
+)
 from governance.models import AuditEvent
 from governance.permissions import Action, allowed
 from governance.selectors.audit import audit_event_list
-from governance.services.audit import audit_chain_verify
+from governance.services.audit_integrity import audit_chain_verify
 
 
 class AuditEventSerializer(serializers.Serializer[Any]):
@@ -55,7 +61,7 @@ class AuditEventListApi(APIView):
         class Meta:
             ref_name = "AuditEventFilter"
 
-        after_seq = serializers.IntegerField(min_value=0, default=0)
+        after_seq = DbIntegerField(min_value=0, default=0)
         limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
         action = serializers.CharField(max_length=100, required=False)
         actor = serializers.CharField(max_length=200, required=False)
@@ -97,8 +103,22 @@ class AuditVerifyApi(APIView):
         ok = serializers.BooleanField()
         checked = serializers.IntegerField(help_text="Events re-hashed.")
         head = serializers.CharField(help_text="Hash of the last event checked.")
-        first_bad_seq = serializers.IntegerField(allow_null=True)
+        first_bad_seq = serializers.IntegerField(
+            allow_null=True,
+            help_text="Where the trouble starts (for a cut tail: the first missing).",
+        )
         reason = serializers.CharField(allow_null=True, help_text="What is wrong; null when ok.")
+        head_seq = serializers.IntegerField(help_text="Sequence number of the last event.")
+        checkpoints_checked = serializers.IntegerField(
+            help_text="Signed checkpoints the trail was checked against."
+        )
+        certificates_checked = serializers.IntegerField(
+            help_text="Certificates whose chain head and issuance event were checked."
+        )
+        warnings = serializers.ListField(
+            child=serializers.CharField(),
+            help_text="Anchors not used (signed by a key this server does not hold).",
+        )
 
     @extend_schema(responses={200: OutputSerializer, **error_responses(*SIGNED_IN)})
     def get(self, request: Request) -> Response:
@@ -109,5 +129,9 @@ class AuditVerifyApi(APIView):
             "head": report.head,
             "first_bad_seq": report.first_bad_seq,
             "reason": report.reason or None,
+            "head_seq": report.head_seq,
+            "checkpoints_checked": report.checkpoints_checked,
+            "certificates_checked": report.certificates_checked,
+            "warnings": list(report.warnings),
         }
         return Response(self.OutputSerializer(body).data)

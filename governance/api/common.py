@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     from drf_spectacular.openapi import AutoSchema
 
 
+# The widest integer a column, a lookup or an SQL OFFSET takes (PostgreSQL's bigint): past
+# it the database raises a DataError, a 500, where the client should be told its number.
+DB_INT_MAX = 2**63 - 1
+
+
 class StrictSerializer(serializers.Serializer[Any]):
     """Rejects fields it does not declare, naming them (a typo must not pass silently)."""
 
@@ -52,6 +57,16 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class DbIntegerField(serializers.IntegerField):
+    """An integer a query can use: within the bigint range unless tighter bounds are given
+    (``?offset=`` paging and ids a view looks up)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", -DB_INT_MAX - 1)
+        kwargs.setdefault("max_value", DB_INT_MAX)
+        super().__init__(**kwargs)
+
+
 class SubjectRefField(StrictCharField):
     """A data subject's id in its one comparable form (``governance.subject_refs``)."""
 
@@ -60,12 +75,12 @@ class SubjectRefField(StrictCharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
+        name = self.field_name or "subject_id"
         try:
-            return subject_ref_clean(
-                super().to_internal_value(data), field=self.field_name or "subject_id"
-            )
+            return subject_ref_clean(super().to_internal_value(data), field=name)
         except SubjectRefError as exc:
-            raise serializers.ValidationError(str(exc)) from None
+            # The error body names the field already: "subject_id: subject_id: ..." else.
+            raise serializers.ValidationError(str(exc).removeprefix(f"{name}: ")) from None
 
 
 def subject_ref_from_path(value: str) -> str:

@@ -6,6 +6,7 @@ auditors read everything (``selectors.erasure.erasure_requests_visible``).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from rest_framework.views import APIView
 
 from governance.api.common import (
     SIGNED_IN,
+    DbIntegerField,
     StrictCharField,
     StrictSerializer,
     SubjectRefField,
@@ -39,6 +41,7 @@ from governance.selectors.erasure import erasure_requests_by_overdue, erasure_re
 from governance.services import erasure
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,200}")
 # A decision on a request in the wrong state is a 409; an unknown request a 404.
 DECISION_ERRORS = error_responses(400, 404, 409, *SIGNED_IN)
 
@@ -73,7 +76,7 @@ class ErasureRequestListCreateApi(APIView):
         subject_id = SubjectRefField(required=False)
         overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
         limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
-        offset = serializers.IntegerField(min_value=0, default=0)
+        offset = DbIntegerField(min_value=0, default=0)
 
     @extend_schema(
         request=InputSerializer,
@@ -120,14 +123,20 @@ class ErasureRequestListCreateApi(APIView):
 
 
 def _idempotency_key(request: Request) -> str | None:
+    """The header's key, stripped; 1 to 200 printable ASCII characters (a structured-field
+    string, as the IETF Idempotency-Key draft has it). A control character such as NUL
+    would be refused by PostgreSQL, and a 500 then."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is not None and not 1 <= len(key.strip()) <= 200:
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(key.strip()):
+        rule = "1 to 200 printable ASCII characters"
         raise ApplicationError(
             code="invalid",
-            message=f"{IDEMPOTENCY_HEADER}: must be 1 to 200 characters",
-            details={IDEMPOTENCY_HEADER: ["1 to 200 characters"]},
+            message=f"{IDEMPOTENCY_HEADER}: must be {rule}",
+            details={IDEMPOTENCY_HEADER: [rule]},
         )
-    return key.strip() if key is not None else None
+    return key.strip()
 
 
 def _filtered(

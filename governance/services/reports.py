@@ -6,6 +6,9 @@ the response, basis of a denial; GDPR Art. 5(2) accountability): who decided, wh
 certificate says, the deadline in force and how long the answer took. Rendered as CSV
 (RFC 4180, safe to open in a spreadsheet), JSON or a landscape PDF.
 
+A report holds at most ``LETHE_REPORT_MAX_ROWS`` requests: a longer period is refused,
+naming ``from``, rather than loaded whole into one process (and one PDF).
+
 Reading a report writes nothing; exporting one (``erasure_report_export``) appends a
 ``report.exported`` audit event, since the file carries references to data subjects.
 """
@@ -23,16 +26,17 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
-from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from governance.errors import ApplicationError
 from governance.models import ErasureEvent, ErasureRequest
 from governance.pdf import FooterPDF, pdf_table, pdf_text
 from governance.services.audit import audit_event_append
+from governance.services.report_pdf import PDF_COLUMNS, pdf_summary, pdf_value
 
 Status = ErasureRequest.Status
 FORMATS = ("json", "csv", "pdf")
@@ -113,6 +117,7 @@ def erasure_report(
     """Requests received in ``[since, until)`` (either bound may be open), oldest first.
 
     ``status`` keeps one request status; ``now`` is when "overdue" is judged (default: now).
+    More than ``LETHE_REPORT_MAX_ROWS`` requests is an ``ApplicationError`` naming ``from``.
     """
     _check_period(since, until)
     if status is not None and status not in Status.values:
@@ -134,7 +139,14 @@ def erasure_report(
     if status is not None:
         requests = requests.filter(status=status)
     when = now or timezone.now()
-    return [_row(r, now=when) for r in requests.order_by("received_at", "pk")]
+    limit = settings.LETHE_REPORT_MAX_ROWS
+    found = list(requests.order_by("received_at", "pk")[: limit + 1])
+    if len(found) > limit:
+        rule = f"the period holds more than {limit} requests; choose a shorter one"
+        raise ApplicationError(
+            f"from: {rule}", code="report_too_large", details={"from": [rule], "to": [rule]}
+        )
+    return [_row(r, now=when) for r in found]
 
 
 def _check_period(since: datetime | None, until: datetime | None) -> None:
@@ -295,39 +307,6 @@ def _human(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-# PDF columns: (field, heading, width in mm); the widths fill landscape A4 inside 10 mm
-# margins (277 mm). Long values wrap inside their cell.
-_PDF_COLUMNS = (
-    ("request_id", "Request", 13),
-    ("subject_ref", "Subject", 30),
-    ("channel", "Channel", 14),
-    ("status", "Status", 17),
-    ("received_at", "Received", 20),
-    ("deadline", "Deadline", 20),
-    ("completed_at", "Answered", 20),
-    ("outcome", "Outcome", 22),
-    ("records_erased", "Records erased", 14),
-    ("reviewer", "Reviewer", 24),
-    ("certificate_id", "Certificate", 29),
-    ("days_to_complete", "Days", 10),
-    ("notes", "Decision note / extension reason", 44),
-)
-# A cell taller than a page cannot be drawn; the CSV and JSON carry the full text.
-_PDF_CELL_LIMIT = 300
-_SUMMARY_LABELS = {
-    "total": "Requests received in the period",
-    "open": "Still open",
-    "overdue_open": "Open and past their deadline",
-    "extended": "Deadline extended",
-    "answered": "Answered (completed or rejected)",
-    "within_deadline_pct": "Answered within the deadline (%)",
-    "median_days_to_complete": "Median days to answer",
-    "p95_days_to_complete": "95th percentile days to answer",
-    "mean_days_to_complete": "Mean days to answer",
-    "records_erased": "Records erased",
-}
-
-
 def report_pdf(
     rows: Sequence[ReportRow], *, since: datetime | None, until: datetime | None
 ) -> bytes:
@@ -344,7 +323,7 @@ def report_pdf(
     pdf.set_font("helvetica", size=9)
     period = pdf_text(f"Period: {period_label(since, until)}.")
     pdf.multi_cell(0, 5, period, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    _pdf_summary(pdf, report_summary(rows))
+    pdf_summary(pdf, report_summary(rows))
     pdf.ln(3)
     pdf.set_font("helvetica", "B", 11)
     pdf.cell(0, 7, "Requests (times in UTC)", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
@@ -352,49 +331,8 @@ def report_pdf(
         pdf.set_font("helvetica", size=9)
         pdf.cell(0, 5, "No request was received in this period.")
         return bytes(pdf.output())
-    pdf_table(pdf, _PDF_COLUMNS, rows, _pdf_value, line_height=3.5)
+    pdf_table(pdf, PDF_COLUMNS, rows, pdf_value, line_height=3.5)
     return bytes(pdf.output())
-
-
-def _pdf_summary(pdf: FPDF, summary: dict[str, Any]) -> None:
-    pdf.ln(2)
-    pdf.set_font("helvetica", "B", 11)
-    pdf.cell(0, 7, "Summary", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("helvetica", size=8)
-    by_status = ", ".join(f"{k} {v}" for k, v in summary["by_status"].items() if v) or "-"
-    by_outcome = ", ".join(f"{k} {v}" for k, v in summary["by_outcome"].items() if v) or "-"
-    lines = [(label, _text(summary[key])) for key, label in _SUMMARY_LABELS.items()]
-    lines += [("By status", by_status), ("By outcome", by_outcome)]
-    layout = {"align": "LEFT", "text_align": "LEFT", "line_height": 4, "padding": 1}
-    with pdf.table(col_widths=(70, 90), width=160, first_row_as_headings=False, **layout) as table:
-        for label, value in lines:
-            cells = table.row()
-            cells.cell(label)
-            cells.cell(pdf_text(value))
-
-
-def _pdf_value(row: ReportRow, key: str) -> str:
-    if key == "notes":
-        parts = [row.decision_note]
-        if row.extension_reason:
-            parts.append(f"Extended: {row.extension_reason}")
-        text = "\n".join(p for p in parts if p)
-    elif key == "deadline":
-        text = _short_time(row.deadline) + (" (extended)" if row.extended_due_at else "")
-    else:
-        value = getattr(row, key)
-        text = _short_time(value) if isinstance(value, datetime) else _text(value)
-    if len(text) > _PDF_CELL_LIMIT:
-        text = text[: _PDF_CELL_LIMIT - 1] + "…"
-    return text
-
-
-def _short_time(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
-
-
-def _text(value: object) -> str:
-    return "-" if value is None or value == "" else str(value)
 
 
 # --- period and export -------------------------------------------------------------------

@@ -2,7 +2,8 @@
 (counts, response times, share answered in time) and downloads as CSV, JSON or PDF.
 
 One URL serves both: the filter form is a GET; its download buttons submit the same form
-with ``format``, so a file always holds exactly the period and status the form shows.
+with ``format``, so a file always holds exactly the period and status the form shows. A
+period over ``LETHE_REPORT_MAX_ROWS`` requests is an error on its ``from`` field.
 Viewing the page writes nothing; every download goes through ``erasure_report_export``,
 which records a ``report.exported`` audit event. Invalid input is reported next to its
 field and nothing is exported.
@@ -122,15 +123,22 @@ def report_page(request: HttpRequest) -> HttpResponse:
     form = filter_form(request)
     if form.is_valid():
         data = form.cleaned_data
-        if data["format"] and request.method == "GET":  # a HEAD must not count as an export
-            return report_download(
-                request,
-                fmt=data["format"],
-                since=data["since"],
-                until=data["until"],
-                status=data["status"] or None,
-            )
-    return render_page(request, "lethe/reports.html", _context(request, form), section="reports")
+        try:
+            if data["format"] and request.method == "GET":  # a HEAD must not count as one
+                return report_download(
+                    request,
+                    fmt=data["format"],
+                    since=data["since"],
+                    until=data["until"],
+                    status=data["status"] or None,
+                )
+            context = _context(request, form)
+        except ApplicationError as exc:  # a period over LETHE_REPORT_MAX_ROWS requests
+            form.add_error("from", exc.message.removeprefix("from: "))
+            context = _context(request, form)
+    else:
+        context = _context(request, form)
+    return render_page(request, "lethe/reports.html", context, section="reports")
 
 
 def report_download(
