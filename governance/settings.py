@@ -18,13 +18,19 @@ Logging and scheduling variables (the others are described where they are read b
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, overload
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import dj_database_url
 import django_stubs_ext
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from governance.secret_key import secret_key_lazy
+from governance.setting_values import cache_from_url, proxy_ssl_header, throttle_rate
 
 django_stubs_ext.monkeypatch()
 
@@ -149,17 +155,79 @@ def _split(value: str) -> list[str]:
 
 # --- Core -----------------------------------------------------------------------------
 
-# On by default so that a bare checkout runs the demo; production sets DEBUG=false.
-DEBUG = envbool("DEBUG", default=True)
+# Off unless asked for: `manage.py demo`, `serve` and `runserver` (the embedded entry
+# points) set DEBUG=true when it is unset (manage.py); gunicorn, workers and tests run
+# with it off. DEBUG pages show settings and tracebacks to whoever asks.
+DEBUG = envbool("DEBUG", default=False)
 
-_DEV_SECRET_KEY = "django-insecure-lethe-development-only"  # noqa: S105 - refused unless DEBUG
-SECRET_KEY = envsecret("SECRET_KEY") or (_DEV_SECRET_KEY if DEBUG else "")
-if not SECRET_KEY:
-    raise ImproperlyConfigured("Set SECRET_KEY (or SECRET_KEY_FILE) when DEBUG is off")
+# No known development key: without SECRET_KEY every process of this installation shares
+# a random key file made on first use (governance/secret_key.py). Several machines: set it.
+SECRET_KEY = envsecret("SECRET_KEY") or secret_key_lazy(
+    envpath("LETHE_SECRET_KEY_PATH", BASE_DIR / "var" / "keys" / "django-secret.key")
+)
 
 ALLOWED_HOSTS = _split(envstr("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]"))
 CSRF_TRUSTED_ORIGINS = _split(envstr("CSRF_TRUSTED_ORIGINS", ""))
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", default=not DEBUG)
+
+# --- Security (docs/operations.md "Security settings") ---------------------------------
+
+# TLS ends at the proxy in front of gunicorn. SECURE_PROXY_SSL_HEADER ("X-Forwarded-Proto:
+# https") only behind a proxy that overwrites that header, or a client can claim HTTPS.
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", default=False)
+# Load balancers probe health over plain HTTP, straight to gunicorn: no redirect there.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(envstr("SECURE_PROXY_SSL_HEADER", None))
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Proxies that append to X-Forwarded-For (0: clients connect directly). Lockouts and
+# throttles count per client address: with N proxies, the Nth from the right of that list.
+LETHE_TRUSTED_PROXY_COUNT = envint("LETHE_TRUSTED_PROXY_COUNT", 0)
+
+# The UI's one script and stylesheet are static files: no inline code or style is allowed,
+# so an injected <script> or style attribute does not run. JSON and PDFs carry it too.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [CSP_NONE],
+        "script-src": [CSP_SELF],
+        "style-src": [CSP_SELF],
+        "img-src": [CSP_SELF, "data:"],
+        "font-src": [CSP_SELF],
+        "connect-src": [CSP_SELF],
+        "form-action": [CSP_SELF],
+        "frame-ancestors": [CSP_NONE],
+        "base-uri": [CSP_NONE],
+        "object-src": [CSP_NONE],
+    }
+}
+
+# Login protection (django-axes): after this many failed web sign-ins for one username
+# from one address, that pair is refused for the cool-off time. Each failure and each
+# lockout is in the audit trail (governance/services/logins.py).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("LETHE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LETHE_LOGIN_COOLOFF_MINUTES", 15))
+# Username and address together: an attacker elsewhere cannot lock an officer out.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "governance.web_security.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+# API throttling (DRF), per client address without a token and per user with one: N/second,
+# N/minute, N/hour, N/day or "off"; the user default lets one token sustain 100 requests/s.
+_ANON, _USER = "LETHE_API_THROTTLE_ANON", "LETHE_API_THROTTLE_USER"
+LETHE_API_THROTTLE_ANON = throttle_rate(_ANON, envstr(_ANON, "1200/minute"))
+LETHE_API_THROTTLE_USER = throttle_rate(_USER, envstr(_USER, "6000/minute"))
+# CACHE_URL: redis://host:port/db (RedisCache), or unset for a per-process memory cache. It
+# holds the throttle counts: share it across gunicorn workers, or each process counts alone.
+CACHES = {"default": cache_from_url(envsecret("CACHE_URL"))}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -171,6 +239,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
+    "csp",
     "governance",
 ]
 
@@ -179,12 +249,17 @@ MIDDLEWARE = [
     "governance.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise, so only what Django answers is marked no-store, not static files.
+    "governance.web_security.NoStoreMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "governance.urls"
@@ -234,15 +309,17 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = envpath("STATIC_ROOT", BASE_DIR / "var" / "static")
-# WhiteNoise serves collected files from here when DEBUG is off (finders when it is on);
-# collectstatic fills it, local_folders_create makes it for serve and the tests.
+# WhiteNoise serves what collectstatic put here, and the apps' own static folders too
+# (finders, read once at start-up), so gunicorn on a fresh clone has its CSS with DEBUG off.
+WHITENOISE_USE_FINDERS = True
 # Trained stages, manifests and certificates; the engine creates folders as it writes.
 ARTIFACT_ROOT = envpath("ARTIFACT_ROOT", BASE_DIR / "var" / "artifacts")
 
 # --- REST API -------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The OpenAPI document as validation behaves (governance/api/common.py).
+    "DEFAULT_SCHEMA_CLASS": "governance.api.common.LetheAutoSchema",
     # Token first: its `WWW-Authenticate: Token` makes DRF answer 401, not 403, to a
     # request without credentials. Sessions serve the web UI (and enforce CSRF).
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -254,6 +331,13 @@ REST_FRAMEWORK = {
     # JSON only; the records endpoint adds JSONL, CSV and uploads (INGEST_PARSER_CLASSES).
     "DEFAULT_PARSER_CLASSES": ["governance.api.ingest.JSONParser"],
     "EXCEPTION_HANDLER": "governance.errors.api_exception_handler",
+    # Throttled answers 429 with Retry-After, in the error envelope (governance.errors).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"anon": LETHE_API_THROTTLE_ANON, "user": LETHE_API_THROTTLE_USER},
+    "NUM_PROXIES": LETHE_TRUSTED_PROXY_COUNT,
 }
 
 # One limit for every request body and upload (the ingest parsers check it for JSONL, CSV

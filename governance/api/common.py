@@ -1,5 +1,6 @@
 """What every API module shares: strict input serializers, one way to validate, the error
-body as the OpenAPI document shows it, and the ``?format=`` negotiation.
+body as the OpenAPI document shows it, the ``?format=`` negotiation, and the schema class
+that makes the document say what validation does (``LetheAutoSchema``).
 
 Output serializers in the resource modules render what the views gather from services and
 selectors, and they are what ``/api/v1/schema/`` publishes, so a client generated from it
@@ -11,12 +12,14 @@ and an impact preview; the report's JSON comes rendered from ``services.reports`
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.permissions import AllowAny
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
@@ -27,10 +30,6 @@ from governance.subject_refs import (
     subject_ref_clean,
     subject_ref_normal,
 )
-
-if TYPE_CHECKING:
-    from drf_spectacular.openapi import AutoSchema
-
 
 # The widest integer a column, a lookup or an SQL OFFSET takes (PostgreSQL's bigint): past
 # it the database raises a DataError, a 500, where the client should be told its number.
@@ -171,8 +170,11 @@ _ERROR_MEANINGS = {
     403: "The caller's role may not do this.",
     404: "No such object, or not one the caller may see.",
     409: "The object's state does not allow this now.",
+    406: "The Accept header names no type the endpoint gives.",
     413: "The body is over the upload limit.",
     415: "An upload of a type the endpoint cannot read.",
+    422: "The Idempotency-Key was used before with a different body.",
+    429: "Too many requests; retry after the seconds in Retry-After.",
 }
 # Every endpoint behind a role answers these two.
 SIGNED_IN = (401, 403)
@@ -184,3 +186,51 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
         code: OpenApiResponse(ErrorSerializer, description=_ERROR_MEANINGS[code])
         for code in sorted(set(statuses))
     }
+
+
+class LetheAutoSchema(AutoSchema):
+    """``DEFAULT_SCHEMA_CLASS``: the document says what validation does, for every view.
+
+    Each operation also lists the errors any view of its kind can give, so no view has
+    to remember them: 401 and 403 behind a role, 400, 413 and 415 with a body, 406 (the
+    ``Accept`` header), 429 when throttled. A ``StrictSerializer`` body refuses unknown
+    fields (``additionalProperties: false``), and a request string that may not be blank
+    has ``minLength: 1`` (drf-spectacular adds it only to query parameters by default).
+    """
+
+    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+        # extend_schema replaces get_response_serializers on the view's schema, so the
+        # implied errors are added to what it gives, whatever the view declared.
+        bodies: dict[str, Any] = super()._get_response_bodies(direction)
+        for code, response in error_responses(*self._implied_errors()).items():
+            if str(code) not in bodies:
+                # drf-spectacular's private helpers are unannotated.
+                bodies[str(code)] = self._get_response_for_code(response, str(code))  # type: ignore[no-untyped-call]
+        return dict(sorted(bodies.items()))
+
+    def _implied_errors(self) -> list[int]:
+        codes = [406]
+        public = all(
+            isinstance(p, type) and issubclass(p, AllowAny) for p in self.view.permission_classes
+        )
+        if not public:
+            codes += SIGNED_IN
+        if self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer() is not None:
+            codes += [400, 413, 415]
+        if self.view.throttle_classes:
+            codes.append(429)
+        return codes
+
+    # drf-spectacular's private mappers are unannotated; each takes bypass_extensions too.
+    def _map_serializer(self, serializer: Any, direction: Any, *args: Any) -> dict[str, Any]:
+        mapped: dict[str, Any] = super()._map_serializer(serializer, direction, *args)  # type: ignore[no-untyped-call]
+        if direction == "request" and isinstance(serializer, StrictSerializer):
+            mapped["additionalProperties"] = False
+        return mapped
+
+    def _map_serializer_field(self, field: Any, direction: Any, *args: Any) -> dict[str, Any]:
+        result: dict[str, Any] = super()._map_serializer_field(field, direction, *args)  # type: ignore[no-untyped-call]
+        blank_refused = isinstance(field, serializers.CharField) and not field.allow_blank
+        if blank_refused and direction == "request" and result.get("type") == "string":
+            result.setdefault("minLength", 1)
+        return result

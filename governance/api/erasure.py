@@ -84,7 +84,7 @@ class ErasureRequestListCreateApi(APIView):
         responses={
             201: ErasureRequestDetailSerializer,
             200: ErasureRequestDetailSerializer,
-            **error_responses(400, 409, *SIGNED_IN),
+            **error_responses(400, 409, 422, *SIGNED_IN),
         },
     )
     def post(self, request: Request) -> Response:

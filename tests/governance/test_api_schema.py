@@ -102,3 +102,76 @@ def test_errors_are_documented_in_the_one_error_shape(schema):
     for code in ("400", "401", "403"):
         ref = create[code]["content"]["application/json"]["schema"]
         assert ref == {"$ref": "#/components/schemas/Error"}
+
+
+# --- the document says what validation does (governance.api.common.LetheAutoSchema) ------
+
+PUBLIC = {"/api/v1/health/", "/api/v1/certificates/public-key/"}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def operations(document):
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            yield path, method, operation
+
+
+def test_every_operation_documents_the_errors_of_its_kind(schema):
+    missing = []
+    for path, method, operation in operations(schema):
+        expected = {"406", "429"}
+        if path not in PUBLIC:
+            expected |= {"401", "403"}
+        if "requestBody" in operation:
+            expected |= {"400", "413", "415"}
+        for code in sorted(expected):
+            response = operation["responses"].get(code)
+            if response is None or response["content"]["application/json"]["schema"] != ERROR_REF:
+                missing.append(f"{method.upper()} {path} {code}")
+
+    assert not missing, "undocumented errors:\n" + "\n".join(missing)
+
+
+def test_a_reused_idempotency_key_is_documented_as_422(schema):
+    create = schema["paths"]["/api/v1/erasure-requests/"]["post"]["responses"]
+
+    assert create["422"]["content"]["application/json"]["schema"] == ERROR_REF
+
+
+def request_objects(document):
+    for path, method, operation in operations(document):
+        for content in operation.get("requestBody", {}).get("content", {}).values():
+            body = resolve(document, content["schema"])
+            if body.get("type") == "object" and body.get("properties"):
+                yield f"{method.upper()} {path}", content["schema"].get("$ref", ""), body
+
+
+def test_strict_bodies_refuse_unknown_fields_in_the_document(schema):
+    # The certificate verifier takes any envelope: its signature decides, not a serializer.
+    open_bodies = {"#/components/schemas/CertificateEnvelope"}
+    loose = [
+        where
+        for where, ref, body in request_objects(schema)
+        if ref not in open_bodies and body.get("additionalProperties") is not False
+    ]
+
+    assert not loose, "bodies that refuse unknown fields but do not say so:\n" + "\n".join(loose)
+
+
+@pytest.mark.parametrize(
+    ("component", "field", "min_length"),
+    [
+        ("ErasureRequestInput", "subject_id", 1),
+        ("ErasureReasonInput", "reason", 1),
+        ("DatasetCreateInput", "name", 1),
+        ("ModelCreateInput", "name", 1),
+        ("ErasureNoteInput", "note", None),  # a note may be blank
+        ("ErasureRequestInput", "reason", None),
+    ],
+)
+def test_request_strings_that_may_not_be_blank_have_min_length_one(
+    schema, component, field, min_length
+):
+    properties = schema["components"]["schemas"][component]["properties"]
+
+    assert properties[field].get("minLength") == min_length
