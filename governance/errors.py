@@ -166,6 +166,9 @@ def _first_error(detail: Any, path: str = "") -> tuple[str, str]:
     if isinstance(detail, dict):
         for key, value in detail.items():
             if value:
+                # A nested object's own error (not a dict, say) names the object: "lora".
+                if path and key == api_settings.NON_FIELD_ERRORS_KEY:
+                    return _first_error(value, path)
                 return _first_error(value, f"{path}.{key}" if path else str(key))
     elif isinstance(detail, list):
         for index, item in enumerate(detail):

@@ -110,15 +110,16 @@ def _progress(job: TrainingJob) -> dict[str, Any]:
     }
 
 
+class LoraSerializer(StrictSerializer):
+    class Meta:
+        ref_name = "LoraInput"
+
+    rank = serializers.IntegerField(min_value=1, max_value=256, default=8)
+    alpha = serializers.IntegerField(min_value=1, max_value=1024, default=16)
+
+
 class ModelCreateApi(APIView):
     permission_classes = (allowed(Action.MODEL_WRITE),)
-
-    class LoraSerializer(StrictSerializer):
-        class Meta:
-            ref_name = "LoraInput"
-
-        rank = serializers.IntegerField(min_value=1, max_value=256, default=8)
-        alpha = serializers.IntegerField(min_value=1, max_value=1024, default=16)
 
     class InputSerializer(StrictSerializer):
         class Meta:
@@ -131,7 +132,8 @@ class ModelCreateApi(APIView):
         slices = serializers.IntegerField(min_value=1, max_value=16)
         sequences = serializers.IntegerField(min_value=1, max_value=1000)
         sequence_policy = serializers.ChoiceField(choices=UnlearningModel.Policy.values)
-        lora = serializers.DictField(required=False)
+        # Nested, so the document shows its fields (and refuses unknown ones) as the API does.
+        lora = LoraSerializer(required=False)
         epochs = serializers.IntegerField(min_value=1, max_value=100, default=2)
         learning_rate = serializers.FloatField(min_value=1e-7, max_value=1.0, default=1e-3)
         batch_size = serializers.IntegerField(min_value=1, max_value=1024, default=32)
@@ -147,7 +149,7 @@ class ModelCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(self.InputSerializer, request.data)
-        lora = validated(self.LoraSerializer, data.pop("lora", {}), prefix="lora")
+        lora = data.pop("lora", None) or validated(LoraSerializer, {})
         dataset = Dataset.objects.filter(pk=data.pop("dataset")).first()
         if dataset is None:
             raise ApplicationError(

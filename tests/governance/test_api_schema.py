@@ -175,3 +175,11 @@ def test_request_strings_that_may_not_be_blank_have_min_length_one(
     properties = schema["components"]["schemas"][component]["properties"]
 
     assert properties[field].get("minLength") == min_length
+
+
+def test_nested_strict_objects_are_documented_with_their_fields(schema):
+    lora = schema["components"]["schemas"]["ModelCreateInput"]["properties"]["lora"]
+    lora = resolve(schema, lora.get("allOf", [lora])[0])
+
+    assert set(lora["properties"]) == {"rank", "alpha"}
+    assert lora["additionalProperties"] is False
