@@ -219,6 +219,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "governance.web_security.client_ip"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False  # its start-up banner on every command; failures still log a warning
 
 # API throttling (DRF), per client address without a token and per user with one: N/second,
 # N/minute, N/hour, N/day or "off"; the user default lets one token sustain 100 requests/s.

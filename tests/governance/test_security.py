@@ -21,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import Client
+from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
 from governance.models import AuditEvent
@@ -419,6 +420,42 @@ def test_anonymous_requests_are_throttled_per_address(low_rates):
 
     assert answers == [200, 200, 429]
     assert other.status_code == 200
+
+
+REDIS_CACHE_URL = "redis://127.0.0.1:6379/9"
+
+
+@pytest.fixture
+def redis_cache(settings, low_rates):
+    """The default cache on Redis (db 9), as CACHE_URL=redis://... configures it."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_CACHE_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {REDIS_CACHE_URL}")
+    from governance.setting_values import cache_from_url
+
+    settings.CACHES = {"default": cache_from_url(REDIS_CACHE_URL)}
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.mark.django_db
+def test_throttle_counts_are_shared_through_the_redis_cache(redis_cache, officer):
+    """Two gunicorn workers share one Redis: requests counted by one count for the other."""
+    import redis
+
+    for _ in range(3):
+        assert officer.client.get(f"{API}/erasure-requests/").status_code == 200
+    # What another process sees: the counts are in Redis, not in this process.
+    keys = redis.Redis.from_url(REDIS_CACHE_URL).keys("lethe:*throttle_user*")
+    assert len(keys) == 1, keys
+    other_worker = APIClient()
+    other_worker.credentials(HTTP_AUTHORIZATION=f"Token {officer.key}")
+
+    assert other_worker.get(f"{API}/erasure-requests/").status_code == 429
 
 
 # --- chunked request bodies (the WSGI entry point) -----------------------------------------
