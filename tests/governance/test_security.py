@@ -296,7 +296,8 @@ def test_pages_and_api_answers_naming_a_subject_are_no_store(officer):
 
 
 @pytest.mark.django_db
-def test_public_documents_and_static_files_may_be_cached(officer):
+def test_public_documents_and_static_files_may_be_cached(officer, settings, tmp_path):
+    settings.LETHE_SIGNING_KEY_PATH = tmp_path / "signing.pem"
     anonymous = Client()
 
     schema = anonymous.get(f"{API}/schema/")
@@ -413,7 +414,8 @@ def test_a_token_over_its_rate_gets_429_in_the_error_envelope(low_rates, officer
 
 
 @pytest.mark.django_db
-def test_anonymous_requests_are_throttled_per_address(low_rates):
+def test_anonymous_requests_are_throttled_per_address(low_rates, settings, tmp_path):
+    settings.LETHE_SIGNING_KEY_PATH = tmp_path / "signing.pem"  # the public key's own
     client = Client()
     answers = [client.get(f"{API}/certificates/public-key/").status_code for _ in range(3)]
     other = Client(REMOTE_ADDR="10.0.0.9").get(f"{API}/certificates/public-key/")
