@@ -1,18 +1,24 @@
 """The stock Celery app, configured from Django settings (``CELERY_*`` names).
 
-Tasks and the ``worker_ready`` hook live in celery_worker/tasks.py. The hooks here make
-the embedded file-system broker's folders when a worker starts or a task is sent: kombu
-writes into them but does not create them, and settings create nothing at import.
+Tasks and the ``worker_ready`` hook live in celery_worker/tasks.py; the heartbeat and the
+re-queue on every broker connection are bootsteps in celery_worker/steps.py. The hooks here
+make the embedded file-system broker's folders when a worker starts or a task is sent:
+kombu writes into them but does not create them, and settings create nothing at import.
+An embedded beat (``worker --beat``) dies with its worker (celery_worker/lifelines.py).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 
 from celery import Celery
-from celery.signals import before_task_publish, worker_init
+from celery.signals import beat_embedded_init, before_task_publish, worker_init
 from django.conf import settings
 from kombu.entity import Queue
+
+from celery_worker.lifelines import die_with_parent
+from celery_worker.steps import Heartbeat, ResumeOnConnect
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
 
@@ -21,6 +27,10 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Declared, so a worker consumes them and `purge` reaches them: training (long, one at a
 # time per GPU or core set), control (erasures, sweeps: short and urgent), default.
 app.conf.task_queues = [Queue(name) for name in ("training", "control", "default")]  # type: ignore[no-untyped-call]
+# The worker process's pid, noted at start-up, before it forks an embedded beat.
+_worker_pid = 0
+app.steps["worker"].add(Heartbeat)
+app.steps["consumer"].add(ResumeOnConnect)
 # Beat runs django-celery-beat's DatabaseScheduler (settings.CELERY_BEAT_SCHEDULER): these
 # entries are written to its tables at start-up, where an operator can change intervals
 # or pause them in the admin. Sweepers re-queue training that stopped making progress and
@@ -62,7 +72,20 @@ def _worker_folders(**_: object) -> None:
 
 @before_task_publish.connect  # type: ignore[untyped-decorator]
 def _broker_folders(**_: object) -> None:
+    global _worker_pid
+    _worker_pid = os.getpid()
     """Sending writes a message file into the queue folder (a few stat calls when it exists)."""
     from governance.apps import broker_folders_create
 
     broker_folders_create()
+
+
+@beat_embedded_init.connect  # type: ignore[untyped-decorator]
+def _beat_dies_with_worker(**_: object) -> None:
+    """The embedded beat is a separate process: without this a SIGKILLed worker leaves it
+    running, and a restarted worker would start a second one (every sweep sent twice).
+    The worker's pid is the one ``worker_init`` noted before the fork, not getppid(): had
+    the worker died before this ran, getppid() would already name init. SIGKILL, not
+    SIGTERM: the beat process inherits the worker's SIGTERM handler, which only flags the
+    (absent) worker to stop; the schedule's state is in the database, so nothing is lost."""
+    die_with_parent(_worker_pid or None, sig=signal.SIGKILL)

@@ -5,7 +5,8 @@ mid-stage leaves its message unacknowledged, and the service resumes from the la
 it recorded. Transient database errors retry through Celery's ``autoretry_for`` with
 exponential backoff and full jitter (a random wait up to the backoff, so workers that lost
 the database together do not come back together); a busy stage retries after a fixed wait.
-The ``worker_ready`` hook that re-queues unfinished work lives here, with the tasks it sends.
+The ``worker_ready`` hook that re-queues unfinished training lives here, with the tasks it
+sends.
 """
 
 from __future__ import annotations
@@ -124,9 +125,11 @@ def schedule_retraining() -> list[int]:
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _resume_unfinished(**_: object) -> None:
-    """After a crash or restart, queue unfinished work again (duplicates are no-ops)."""
-    from governance.services.erasure_execution import erasure_requests_stuck
+    """After a crash or restart, queue unfinished training again (duplicates are no-ops).
+
+    Erasures are re-queued by the ``ResumeOnConnect`` bootstep (celery_worker/steps.py),
+    which runs at this first connection and again after every broker outage.
+    """
     from governance.services.training_tasks import training_requeue_stalled
 
     training_requeue_stalled()
-    erasure_requests_stuck(older_than=timedelta(0))

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -175,18 +175,33 @@ class ReasonSerializer(StrictSerializer):
     reason = StrictCharField(max_length=5000)
 
 
+def _queued_response(req: ErasureRequest) -> Response:
+    """200 when the broker took the execution message; 202 when it was unreachable: the
+    decision is recorded and audited all the same, and execution is queued as soon as a
+    worker reconnects (docs/operations.md, "Workers and health")."""
+    code = status.HTTP_202_ACCEPTED if req.execution_queued is False else status.HTTP_200_OK
+    return Response(request_body(req, now=timezone.now()), status=code)
+
+
+QUEUED_RESPONSES = {
+    200: ErasureRequestDetailSerializer,
+    202: OpenApiResponse(
+        ErasureRequestDetailSerializer,
+        description="Decision recorded; execution pending: the task broker was unreachable, "
+        "and the request is queued when a worker reconnects.",
+    ),
+}
+
+
 class ErasureRequestApproveApi(APIView):
     permission_classes = (allowed(Action.ERASURE_DECIDE),)
 
-    @extend_schema(
-        request=NoteSerializer,
-        responses={200: ErasureRequestDetailSerializer, **DECISION_ERRORS},
-    )
+    @extend_schema(request=NoteSerializer, responses={**QUEUED_RESPONSES, **DECISION_ERRORS})
     def post(self, request: Request, request_id: int) -> Response:
         target = visible_request(request, request_id)  # unknown: 404 whatever the body
         data = validated(NoteSerializer, request.data or {})
         req = erasure.erasure_request_approve(actor=request.user, request=target, note=data["note"])
-        return Response(request_body(req, now=timezone.now()))
+        return _queued_response(req)
 
 
 class _ReasonedDecisionApi(APIView):
@@ -225,8 +240,8 @@ class ErasureRequestExtendApi(_ReasonedDecisionApi):
 class ErasureRequestRetryApi(APIView):
     permission_classes = (allowed(Action.ERASURE_DECIDE),)
 
-    @extend_schema(request=None, responses={200: ErasureRequestDetailSerializer, **DECISION_ERRORS})
+    @extend_schema(request=None, responses={**QUEUED_RESPONSES, **DECISION_ERRORS})
     def post(self, request: Request, request_id: int) -> Response:
         target = visible_request(request, request_id)
         req = erasure.erasure_request_retry(actor=request.user, request=target)
-        return Response(request_body(req, now=timezone.now()))
+        return _queued_response(req)

@@ -23,6 +23,7 @@ from governance.models.training import (
     TrainingTask,
     UnlearningModel,
 )
+from governance.models.workers import WorkerHeartbeat
 
 __all__ = [
     "ApiToken",
@@ -44,3 +45,4 @@ __all__ = [
     "TrainingTask",
     "UnlearningModel",
 ]
+    "WorkerHeartbeat",

@@ -14,6 +14,7 @@ because appends take the chain's lock (see services/audit.py).
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from kombu.exceptions import KombuError
 
 from governance.canonical import canonical_bytes
 from governance.errors import ApplicationError
@@ -35,6 +37,7 @@ EXTENSION_PERIOD = relativedelta(months=2)
 # A received_at this far ahead of our clock is a client's clock skew, not the future.
 CLOCK_SKEW = timedelta(minutes=5)
 AUTO_APPROVER = "policy:auto-approve-integration"
+log = logging.getLogger(__name__)
 Status = ErasureRequest.Status
 
 
@@ -53,11 +56,31 @@ def erasure_event_create(
     )
 
 
-def erasure_request_enqueue(request_id: int) -> None:
-    """Queue the request's execution on the ``control`` queue (call it on commit)."""
+def erasure_request_enqueue(request_id: int) -> bool:
+    """Queue the request's execution on the ``control`` queue (call it on commit).
+
+    Returns False, and logs, when the broker cannot be reached: the request is already
+    durable as approved, and a control worker queues it again as soon as it reconnects
+    (``celery_worker.steps.ResumeOnConnect``), or the sweeper does. Raising here, after
+    the commit, would turn a recorded approval into a 500.
+    """
     from celery_worker.tasks import execute_erasure as execute_erasure_task
 
-    execute_erasure_task.delay(request_id)
+    try:
+        execute_erasure_task.delay(request_id)
+    except (KombuError, OSError) as exc:
+        log.warning("erasure %s: execution pending, broker unreachable: %s", request_id, exc)
+        return False
+    return True
+
+
+def _enqueue_on_commit(request: ErasureRequest) -> None:
+    """After the commit, queue execution and note on ``request`` whether the broker took it."""
+
+    def enqueue() -> None:
+        request.execution_queued = erasure_request_enqueue(request.pk)
+
+    transaction.on_commit(enqueue)
 
 
 def _conflict(message: str, code: str = "conflict") -> ApplicationError:
@@ -236,8 +259,7 @@ def _approve(request: ErasureRequest, *, actor: Any, note: str) -> None:
         obj=request,
         payload={"note": note, "records_found": request.impact["records_found"]},
     )
-    request_id = request.pk
-    transaction.on_commit(lambda: erasure_request_enqueue(request_id))
+    _enqueue_on_commit(request)
 
 
 def erasure_request_reject(*, actor: Any, request: ErasureRequest, reason: str) -> ErasureRequest:
@@ -293,8 +315,7 @@ def erasure_request_retry(*, actor: Any, request: ErasureRequest) -> ErasureRequ
         request.save()
         erasure_event_create(request=request, actor=actor, action="retried")
         audit_event_append(actor=actor, action="erasure.retried", obj=request)
-        request_id = request.pk
-        transaction.on_commit(lambda: erasure_request_enqueue(request_id))
+        _enqueue_on_commit(request)
     return request
 
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import io
-import os
 import runpy
 import sys
 import types
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import OperationalError
 
 from governance import settings as lethe_settings
 from governance.settings import envbool, envint, envsecret, envstr, parse_database_url
@@ -53,26 +50,7 @@ def test_schema_is_valid_and_generates_without_warnings():
     call_command("spectacular", "--validate", "--fail-on-warn", stdout=io.StringIO())
 
 
-@pytest.mark.django_db
-def test_health_reports_ok_and_database_vendor(client):
-    url = os.environ.get("DATABASE_URL", "sqlite://")
-    expected = "sqlite" if url.startswith("sqlite") else "postgresql"
-
-    response = client.get("/api/v1/health/")
-
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": expected}
-
-
-def test_health_returns_503_when_database_is_down(client):
-    broken = mock.Mock(vendor="postgresql")
-    broken.cursor.side_effect = OperationalError("connection refused")
-
-    with mock.patch("governance.api.health.connection", broken):
-        response = client.get("/api/v1/health/")
-
-    assert response.status_code == 503
-    assert response.json() == {"status": "error", "database": "postgresql"}
+# Health (database, broker, workers) is tested in tests/governance/test_health.py.
 
 
 # --- DATABASE_URL -----------------------------------------------------------------------

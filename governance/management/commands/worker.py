@@ -5,17 +5,23 @@ the file-system queue in ``var/broker``. By default two worker processes run: th
 trains (solo pool: one model per core set, no fork after torch has run threads) and a
 child serves the ``control`` and ``default`` queues, so an erasure is carried out within
 seconds even while a training task runs for an hour. ``--queues`` runs one worker only.
+
+The child is supervised (``celery_worker.supervision``): restarted when it dies, with
+backoff, and this command exits non-zero when it cannot be kept up. It dies with this
+process, even one killed by SIGKILL (``celery_worker.lifelines``), and so does the beat
+it embeds with ``--beat``: no orphan keeps consuming or scheduling after its parent.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -29,31 +35,49 @@ class Command(BaseCommand):
         )
         parser.add_argument("--loglevel", default="info")
         parser.add_argument("--beat", action="store_true", help="also run the beat scheduler")
+        parser.add_argument(
+            "--parent-pid", type=int, default=None, help="exit when this process dies (internal)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from celery_worker.celery import app
+        from celery_worker.lifelines import die_with_parent
+        from celery_worker.supervision import Supervisor
 
         if options["queues"] is not None:
+            if options["parent_pid"] is not None:
+                die_with_parent(options["parent_pid"])
             app.worker_main(_argv(options["queues"], options["loglevel"], options["beat"]))
             return
         control = [
             sys.executable,
             "manage.py",
             "worker",
-            "--queues=control,default",
             f"--loglevel={options['loglevel']}",
+            f"--parent-pid={os.getpid()}",
+            *(["--beat"] if options["beat"] else []),
+            "--queues=control,default",
         ]
-        if options["beat"]:
-            control.append("--beat")
-        child = subprocess.Popen(control, cwd=REPO)  # noqa: S603 (our manage.py, fixed argv)
+        supervisor = Supervisor(
+            control,
+            cwd=REPO,
+            max_restarts=settings.LETHE_WORKER_MAX_RESTARTS,
+            window_s=settings.LETHE_WORKER_RESTART_WINDOW_S,
+            # Cold shutdown of the training worker: its task is acknowledged late, so the
+            # message goes back to the queue and the stage resumes from its last record.
+            on_give_up=lambda: os.kill(os.getpid(), signal.SIGQUIT),
+        )
+        supervisor.start()
         try:
             app.worker_main(_argv("training", options["loglevel"], beat=False, name="training"))
         finally:
-            child.terminate()
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            supervisor.stop()
+        if supervisor.failed:
+            raise CommandError(
+                f"the control worker died {settings.LETHE_WORKER_MAX_RESTARTS + 1} times in "
+                f"{settings.LETHE_WORKER_RESTART_WINDOW_S} s; giving up",
+                returncode=3,
+            )
 
 
 def _argv(queues: str, loglevel: str, beat: bool, name: str = "control") -> list[str]:
