@@ -67,13 +67,13 @@ def _worker_folders(**_: object) -> None:
     """A worker reads the queue folder and may open the SQLite file: make their folders."""
     from governance.apps import local_folders_create
 
+    global _worker_pid
+    _worker_pid = os.getpid()
     local_folders_create()
 
 
 @before_task_publish.connect  # type: ignore[untyped-decorator]
 def _broker_folders(**_: object) -> None:
-    global _worker_pid
-    _worker_pid = os.getpid()
     """Sending writes a message file into the queue folder (a few stat calls when it exists)."""
     from governance.apps import broker_folders_create
 

@@ -355,6 +355,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Exact machine unlearning with lineage, erasure requests and certificates.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Health's three checks share one up/down enum.
+    "ENUM_NAME_OVERRIDES": {"UpDownEnum": "governance.api.health.UP_DOWN"},
 }
 
 # --- Celery (read by celery_worker.celery with the CELERY_ namespace) -----------------
@@ -400,8 +402,6 @@ CELERY_ENABLE_UTC = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Erasures: requests from integration accounts skip the officer's approval when set (a
-# data platform that has already verified the subject); the sweeper re-queues requests
 # Workers and health (docs/operations.md): each worker writes a heartbeat row this often;
 # /api/v1/health/ counts a worker down when its row is older than the stale age.
 # `manage.py worker` restarts a control worker that dies, at most this many times within
@@ -410,6 +410,8 @@ LETHE_WORKER_HEARTBEAT_S = envint("LETHE_WORKER_HEARTBEAT_S", 10)
 LETHE_WORKER_STALE_S = envint("LETHE_WORKER_STALE_S", 30)
 LETHE_WORKER_MAX_RESTARTS = envint("LETHE_WORKER_MAX_RESTARTS", 5)
 LETHE_WORKER_RESTART_WINDOW_S = envint("LETHE_WORKER_RESTART_WINDOW_S", 300)
+# Erasures: requests from integration accounts skip the officer's approval when set (a
+# data platform that has already verified the subject); the sweeper re-queues requests
 # stuck in approved/executing for longer than this.
 LETHE_AUTO_APPROVE_INTEGRATION = envbool("LETHE_AUTO_APPROVE_INTEGRATION", default=False)
 LETHE_ERASURE_STUCK_SECONDS = envint("LETHE_ERASURE_STUCK_SECONDS", 120)
@@ -421,14 +423,14 @@ LETHE_FOUR_EYES = envbool("LETHE_FOUR_EYES", default=False)
 LETHE_SIGNING_KEY_PATH = envpath(
     "LETHE_SIGNING_KEY_PATH", BASE_DIR / "var" / "keys" / "signing-ed25519.pem"
 )
-# Local Hugging Face checkpoints a model may name as base_model (besides packaged ones).
-LETHE_MODEL_ROOT = envpath("LETHE_MODEL_ROOT", BASE_DIR / "var" / "models")
 # The audit trail's HMAC key (governance/audit_key.py): at least 32 characters, the same
 # on every machine; without it a random key file is created (0600) at the path on first use.
 LETHE_AUDIT_KEY = envsecret("LETHE_AUDIT_KEY")
 LETHE_AUDIT_KEY_PATH = envpath("LETHE_AUDIT_KEY_PATH", BASE_DIR / "var" / "keys" / "audit-hmac.key")
 # Beat: how often the trail's head is signed as a checkpoint (also at every certificate).
 LETHE_AUDIT_CHECKPOINT_INTERVAL_S = envint("LETHE_AUDIT_CHECKPOINT_INTERVAL_S", 300)
+# Local Hugging Face checkpoints a model may name as base_model (besides packaged ones).
+LETHE_MODEL_ROOT = envpath("LETHE_MODEL_ROOT", BASE_DIR / "var" / "models")
 # Threads for torch in processes that train or serve; 0 means one per core.
 LETHE_TORCH_THREADS = envint("LETHE_TORCH_THREADS", 0)
 # Beat: how often schedule_retraining looks for shards serving below their threshold.

@@ -44,5 +44,5 @@ __all__ = [
     "TrainingJob",
     "TrainingTask",
     "UnlearningModel",
-]
     "WorkerHeartbeat",
+]
