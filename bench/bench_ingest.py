@@ -191,7 +191,11 @@ def main() -> None:
     json_bodies = [json.dumps([r.as_dict() for r in b]).encode() for b in batches]
     csv_bodies = [_csv_body(b) for b in batches]
     client = api_client("ingrid-bot", Role.INTEGRATION)
-    dataset = dataset_create(actor="bench", name="bench-ingest", labels=LABELS)
+    # The integration account creates the dataset it writes to: it owns it (scope).
+    from django.contrib.auth.models import User
+
+    owner = User.objects.get(username="ingrid-bot")
+    dataset = dataset_create(actor=owner, name="bench-ingest", labels=LABELS)
     endpoint = f"/api/v1/datasets/{dataset.pk}/records/"
 
     print(f"{len(rows):,} records in {len(batches)} batches of {args.batch:,} ...", flush=True)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
 from governance import models
+from governance.services import grants
 
 
 class _ReadOnly:
@@ -32,7 +34,47 @@ class SubjectAdmin(admin.ModelAdmin[models.Subject]):
 
 @admin.register(models.Dataset)
 class DatasetAdmin(admin.ModelAdmin[models.Dataset]):
-    list_display = ("name", "created_at")
+    list_display = ("name", "owner", "created_at")
+
+
+class DatasetGrantForm(forms.ModelForm[models.DatasetGrant]):
+    class Meta:
+        model = models.DatasetGrant
+        fields = ("dataset", "user")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("dataset") and data.get("user"):
+            problem = grants.dataset_grant_problem(dataset=data["dataset"], user=data["user"])
+            if problem is not None:
+                raise forms.ValidationError(problem.message)
+        return data
+
+
+@admin.register(models.DatasetGrant)
+class DatasetGrantAdmin(admin.ModelAdmin[models.DatasetGrant]):
+    """Grants are given and withdrawn here through the services, so each is audited."""
+
+    form = DatasetGrantForm
+    list_display = ("dataset", "user", "granted_at")
+    list_filter = ("dataset",)
+    raw_id_fields = ("user",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a grant has nothing to edit: withdraw it and grant another
+
+    def save_model(
+        self, request: HttpRequest, obj: models.DatasetGrant, form: Any, change: bool
+    ) -> None:
+        grant = grants.dataset_grant_create(actor=request.user, dataset=obj.dataset, user=obj.user)
+        obj.pk = grant.pk
+
+    def delete_model(self, request: HttpRequest, obj: models.DatasetGrant) -> None:
+        grants.dataset_grant_delete(actor=request.user, dataset=obj.dataset, user=obj.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for grant in queryset.select_related("dataset", "user"):
+            self.delete_model(request, grant)
 
 
 @admin.register(models.Record)

@@ -9,6 +9,8 @@ API's own matrix is the same table read without that exception.
 action                   privacy_officer  auditor  integration  ml_engineer
 =======================  ===============  =======  ===========  ===========
 dataset_write            .                .        yes          yes
+dataset_read_all         yes              yes      .            yes
+dataset_grant            yes              .        .            .
 catalog_read             yes              yes      yes          yes
 model_write              .                .        .            yes
 model_read               yes              yes      yes          yes
@@ -20,11 +22,19 @@ erasure_read_all         yes              yes      .            .
 erasure_decide           yes              .        .            .
 audit_read               yes              yes      .            .
 report_read              yes              yes      .            .
+token_manage             yes              yes      yes          yes
+token_manage_all         yes              .        .            .
 =======================  ===============  =======  ===========  ===========
 
 ML engineers see the models they train but no data subjects: lineage and requests name
 people. ``erasure_read`` lets an integration account read the requests it filed;
 ``erasure_read_all`` is what lets officers and auditors read everyone's.
+
+Datasets follow the same pattern: ``dataset_read_all`` lets a role reach every dataset;
+without it (integration accounts) an account reaches only the datasets it created or was
+granted (``dataset_grant``, officers), for writes, reads and lineage alike
+(``governance.selectors.datasets``). Every account manages its own API tokens
+(``token_manage``); ``token_manage_all`` lets officers list and revoke anyone's.
 """
 
 from __future__ import annotations
@@ -52,6 +62,8 @@ class Action(StrEnum):
     """What a request asks to do, named for the permission rather than for a role."""
 
     DATASET_WRITE = "dataset_write"
+    DATASET_READ_ALL = "dataset_read_all"
+    DATASET_GRANT = "dataset_grant"
     CATALOG_READ = "catalog_read"
     MODEL_WRITE = "model_write"
     MODEL_READ = "model_read"
@@ -63,6 +75,8 @@ class Action(StrEnum):
     ERASURE_DECIDE = "erasure_decide"
     AUDIT_READ = "audit_read"
     REPORT_READ = "report_read"
+    TOKEN_MANAGE = "token_manage"  # noqa: S105 (an action's name, not a secret)
+    TOKEN_MANAGE_ALL = "token_manage_all"  # noqa: S105
 
 
 class Channel(StrEnum):
@@ -79,6 +93,8 @@ _OFFICER, _AUDITOR, _INTEGRATION, _ENGINEER = (
 
 MATRIX: dict[Action, frozenset[Role]] = {
     Action.DATASET_WRITE: frozenset({_INTEGRATION, _ENGINEER}),
+    Action.DATASET_READ_ALL: frozenset({_OFFICER, _AUDITOR, _ENGINEER}),
+    Action.DATASET_GRANT: frozenset({_OFFICER}),
     Action.CATALOG_READ: frozenset(Role),
     Action.MODEL_WRITE: frozenset({_ENGINEER}),
     Action.MODEL_READ: frozenset(Role),
@@ -90,6 +106,8 @@ MATRIX: dict[Action, frozenset[Role]] = {
     Action.ERASURE_DECIDE: frozenset({_OFFICER}),
     Action.AUDIT_READ: frozenset({_OFFICER, _AUDITOR}),
     Action.REPORT_READ: frozenset({_OFFICER, _AUDITOR}),
+    Action.TOKEN_MANAGE: frozenset(Role),
+    Action.TOKEN_MANAGE_ALL: frozenset({_OFFICER}),
 }
 
 # Service accounts use the API only.

@@ -1,7 +1,8 @@
 """Who is calling: ``Authorization: Token <key>``, looked up by the key's hash.
 
-Keys are created by ``services.accounts.api_token_create`` and stored only as
-``token_hash(key)``. Sessions (the web UI) are DRF's own ``SessionAuthentication``.
+Keys are created by ``services.accounts.api_token_issue`` and stored only as
+``token_hash(key)``; an expired or revoked token is refused with 401 and says which.
+Sessions (the web UI) are DRF's own ``SessionAuthentication``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ class HashedTokenAuthentication(BaseAuthentication):
         token = ApiToken.objects.select_related("user").filter(key_hash=token_hash(key)).first()
         if token is None:
             raise AuthenticationFailed("Invalid token.")
+        # Distinct messages: the key was right, so telling its holder why it stopped working
+        # (and that a new one is needed) reveals nothing they do not already hold.
+        state = token.state(timezone.now())
+        if state is ApiToken.State.REVOKED:
+            raise AuthenticationFailed("Token revoked: create a new one.")
+        if state is ApiToken.State.EXPIRED:
+            raise AuthenticationFailed("Token expired: create a new one.")
         if not token.user.is_active:
             raise AuthenticationFailed("User inactive or deleted.")
         _touch(token)

@@ -19,6 +19,7 @@ from governance.api.common import (
 from governance.errors import ApplicationError
 from governance.models import Record, Stage
 from governance.permissions import Action, allowed
+from governance.selectors.datasets import datasets_visible
 from governance.selectors.lineage import subject_lineage
 
 
@@ -85,7 +86,7 @@ class SubjectLineageApi(APIView):
     @extend_schema(responses={200: OutputSerializer, **error_responses(400, 404, *SIGNED_IN)})
     def get(self, request: Request, subject_id: str) -> Response:
         subject_id = subject_ref_from_path(subject_id)
-        lineage = subject_lineage(subject_ref=subject_id)
+        lineage = subject_lineage(subject_ref=subject_id, datasets=datasets_visible(request.user))
         if not lineage["records"]:
             raise ApplicationError(
                 code="not_found",

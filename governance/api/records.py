@@ -19,8 +19,8 @@ from rest_framework.views import APIView
 
 from governance.api.common import SIGNED_IN, error_responses
 from governance.api.ingest import INGEST_PARSER_CLASSES, rows_from_request
-from governance.models import Dataset
 from governance.permissions import Action, allowed
+from governance.selectors.datasets import datasets_visible
 from governance.services.datasets import records_upsert
 from governance.services.record_rows import validate_rows
 
@@ -54,7 +54,8 @@ class RecordUpsertApi(APIView):
         responses={200: OutputSerializer, **error_responses(400, 404, 413, 415, *SIGNED_IN)},
     )
     def post(self, request: Request, dataset_id: int) -> Response:
-        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        # Only datasets in the caller's scope (an integration account's own or granted).
+        dataset = get_object_or_404(datasets_visible(request.user), pk=dataset_id)
         rows = rows_from_request(request)
         valid, errors = validate_rows(
             rows, labels=dataset.labels, max_rows=settings.LETHE_MAX_BATCH_ROWS

@@ -15,6 +15,7 @@ from governance.api import (
     models,
     records,
     reports,
+    tokens,
 )
 
 # An officer's decisions on a request: (path segment, view, URL name).
@@ -30,6 +31,16 @@ urlpatterns = [
     path("health/", health.HealthApi.as_view(), name="api-health"),
     path("datasets/", datasets.DatasetCreateApi.as_view(), name="api-dataset-create"),
     path("datasets/<int:dataset_id>/", datasets.DatasetDetailApi.as_view(), name="api-dataset"),
+    path(
+        "datasets/<int:dataset_id>/grants/",
+        datasets.DatasetGrantListCreateApi.as_view(),
+        name="api-dataset-grants",
+    ),
+    path(
+        "datasets/<int:dataset_id>/grants/<str:username>/",
+        datasets.DatasetGrantDeleteApi.as_view(),
+        name="api-dataset-grant",
+    ),
     path(
         "datasets/<int:dataset_id>/records/",
         records.RecordUpsertApi.as_view(),
@@ -70,6 +81,9 @@ urlpatterns = [
         certificates.CertificateVerifyApi.as_view(),
         name="api-certificate-verify",
     ),
+    path("tokens/", tokens.TokenListCreateApi.as_view(), name="api-tokens"),
+    path("tokens/<int:token_id>/revoke/", tokens.TokenRevokeApi.as_view(), name="api-token-revoke"),
+    path("tokens/<int:token_id>/expire/", tokens.TokenExpireApi.as_view(), name="api-token-expire"),
     path("audit/events/", audit.AuditEventListApi.as_view(), name="api-audit-events"),
     path("audit/verify/", audit.AuditVerifyApi.as_view(), name="api-audit-verify"),
     path("reports/erasures/", reports.ErasureReportApi.as_view(), name="api-report-erasures"),

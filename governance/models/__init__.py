@@ -5,7 +5,7 @@ through ``governance.services``; reads through ``governance.selectors``.
 """
 
 from governance.models.audit import ApiToken, AuditEvent
-from governance.models.datasets import Dataset, Record, Subject
+from governance.models.datasets import Dataset, DatasetGrant, Record, Subject
 from governance.models.erasure import (
     DeletionCertificate,
     ErasureEvent,
@@ -29,6 +29,7 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "Dataset",
+    "DatasetGrant",
     "DeletionCertificate",
     "ErasureEvent",
     "ErasureRequest",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from django.conf import settings
@@ -9,18 +10,42 @@ from django.db import models
 
 
 class ApiToken(models.Model):
-    """An API token, stored as a SHA-256 hash; the key is shown once at creation."""
+    """An API token, stored as a SHA-256 hash; the key is shown once at creation.
+
+    A token stops working when it expires (``expires_at``, optional) or is revoked
+    (``revoked_at``); both are kept rather than deleting the row, so the trail's
+    ``api_token.*`` events keep pointing at a token someone can still look up.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        EXPIRED = "expired"
+        REVOKED = "revoked"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
     key_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=8, help_text="First characters, to tell keys apart.")
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="None: never expires.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["prefix"], name="api_token_prefix")]
 
     def __str__(self) -> str:
         return f"token {self.prefix}… of user {self.user_id}"
+
+    def state(self, now: datetime) -> ApiToken.State:
+        """Revoked wins over expired; the one rule authentication and listings apply."""
+        if self.revoked_at is not None:
+            return self.State.REVOKED
+        if self.expires_at is not None and self.expires_at <= now:
+            return self.State.EXPIRED
+        return self.State.ACTIVE
 
 
 class AuditEvent(models.Model):

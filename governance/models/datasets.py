@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -19,12 +20,45 @@ class Subject(models.Model):
 
 
 class Dataset(models.Model):
+    """A named set of records with its label set.
+
+    ``owner`` (the account that created it) and the ``DatasetGrant`` rows are what scope an
+    integration account: it writes to and reads lineage of only those datasets
+    (``governance.selectors.datasets``).
+    """
+
     name = models.CharField(max_length=200, unique=True)
     labels = models.JSONField(help_text="Ordered class labels; a record's label is one of them.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="datasets_owned",
+        help_text="The account that created it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name
+
+
+class DatasetGrant(models.Model):
+    """Access to a dataset for an account other than its owner, given by a privacy officer."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="grants")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dataset_grants"
+    )
+    granted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["dataset", "user"], name="dataset_grant_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"dataset {self.dataset_id} granted to user {self.user_id}"
 
 
 class Record(models.Model):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 from django.db.models import Count
+from django.utils import timezone
 
 from governance.models import (
     ApiToken,
@@ -39,8 +40,10 @@ def user_in_group(user: User, group: str) -> bool:
 
 
 def api_token_holds(*, user: User, key: str) -> bool:
-    """Whether ``key`` is still one of ``user``'s API tokens (only its hash is stored)."""
-    return ApiToken.objects.filter(user=user, key_hash=token_hash(key)).exists()
+    """Whether ``key`` is still one of ``user``'s working API tokens (only its hash is
+    stored): a revoked or expired one is no longer worth printing."""
+    token = ApiToken.objects.filter(user=user, key_hash=token_hash(key)).first()
+    return token is not None and token.state(timezone.now()) is ApiToken.State.ACTIVE
 
 
 def dataset_named(name: str) -> Dataset | None:

@@ -11,7 +11,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from governance.models import Record, SliceAssignment, Stage, UnlearningModel
+from django.db.models import QuerySet
+
+from governance.models import Dataset, Record, SliceAssignment, Stage, UnlearningModel
 from governance.selectors.manifests import manifest_latest
 
 
@@ -36,18 +38,21 @@ def _serving(models: list[UnlearningModel]) -> dict[int, _Serving]:
     return out
 
 
-def subject_lineage(*, subject_ref: str) -> dict[str, Any]:
+def subject_lineage(
+    *, subject_ref: str, datasets: QuerySet[Dataset] | None = None
+) -> dict[str, Any]:
     """A subject's records and, per model, the shard, slice and stages that read them.
 
     ``subject_ref`` is in its comparable form (``governance.subject_refs``). Every
     generation that serves or may serve is shown: during a retrain, the serving
     generation's stages and the new generation's, each entry naming its generation.
+    ``datasets`` limits the answer to the viewer's scope (the API and the pages pass
+    ``selectors.datasets.datasets_visible(user)``); None means every dataset.
     """
-    records = list(
-        Record.objects.filter(subject__external_ref=subject_ref)
-        .select_related("dataset")
-        .order_by("dataset_id", "external_id")
-    )
+    found = Record.objects.filter(subject__external_ref=subject_ref)
+    if datasets is not None:
+        found = found.filter(dataset__in=datasets)
+    records = list(found.select_related("dataset").order_by("dataset_id", "external_id"))
     models = list(
         UnlearningModel.objects.filter(
             dataset__in={r.dataset_id for r in records}, generation__gt=0

@@ -49,7 +49,9 @@ def dataset_create(*, actor: Any, name: str, labels: Sequence[str]) -> Dataset:
                 details={"name": ["unique"]},
                 status=409,
             )
-        dataset = Dataset.objects.create(name=name, labels=clean)
+        # The creator owns it: an integration account's scope starts with its own datasets.
+        owner = actor if getattr(actor, "is_authenticated", False) else None
+        dataset = Dataset.objects.create(name=name, labels=clean, owner=owner)
         audit_event_append(
             actor=actor,
             action="dataset.created",

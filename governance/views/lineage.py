@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from governance.models import ErasureRequest, Stage
 from governance.permissions import Action
 from governance.selectors import lineage as lineage_selectors
+from governance.selectors.datasets import datasets_visible
 from governance.views.access import page, render_page
 from governance.views.forms import SubjectLookupForm
 
@@ -50,7 +51,10 @@ def subject_lineage(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form}
     if form.is_valid():
         ref = form.cleaned_data["subject_ref"]
-        context["lineage"] = lineage_view_model(lineage_selectors.subject_lineage(subject_ref=ref))
+        lineage = lineage_selectors.subject_lineage(
+            subject_ref=ref, datasets=datasets_visible(request.user)
+        )
+        context["lineage"] = lineage_view_model(lineage)
         context["requests"] = list(ErasureRequest.objects.filter(subject_ref=ref))
         context["subject_ref"] = ref
     return render_page(request, "lethe/lineage.html", context, section="lineage")

@@ -311,7 +311,9 @@ def test_fewer_subjects_than_cells_is_refused_before_training(engineer, integrat
     from governance.models import Dataset, TrainingJob
     from governance.services.training import ModelSpec, model_create, model_train
 
-    dataset = Dataset.objects.create(name="two-subjects", labels=list(sample.labels))
+    dataset = Dataset.objects.create(
+        name="two-subjects", labels=list(sample.labels), owner=integration.user
+    )
     rows = [
         {"external_id": f"r{i}", "subject_id": f"s{i % 2}", "text": f"text {i}",
          "label": sample.labels[0]}
