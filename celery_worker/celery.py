@@ -41,6 +41,10 @@ app.conf.beat_schedule = {
         "schedule": 300.0,
     },
     "sweep-erasures": {"task": "lethe.sweep_erasures", "schedule": 60.0},
+    "audit-checkpoint": {
+        "task": "lethe.audit_checkpoint",
+        "schedule": float(settings.LETHE_AUDIT_CHECKPOINT_INTERVAL_S),
+    },
     "schedule-retraining": {
         "task": "lethe.schedule_retraining",
         "schedule": float(settings.LETHE_RETRAIN_INTERVAL_S),
@@ -51,6 +55,7 @@ app.conf.task_routes = {
     "lethe.requeue_stalled_training": {"queue": "control"},
     "lethe.execute_erasure": {"queue": "control"},
     "lethe.sweep_erasures": {"queue": "control"},
+    "lethe.audit_checkpoint": {"queue": "control"},
     "lethe.schedule_retraining": {"queue": "control"},
 }
 # Tasks live in celery_worker/tasks.py rather than in a Django app, so name this package

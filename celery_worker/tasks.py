@@ -115,6 +115,16 @@ def sweep_erasures() -> dict[str, int]:
     return {"requeued": len(stuck), "destroyed": len(stages_purge_orphans())}
 
 
+@app.task(name="lethe.audit_checkpoint")  # type: ignore[untyped-decorator]
+def audit_checkpoint() -> int | None:
+    """Beat: sign the audit trail's head (skipped when it has not moved since the last one)."""
+    from governance.models import AuditCheckpoint
+    from governance.services.audit_integrity import audit_checkpoint_create
+
+    checkpoint = audit_checkpoint_create(reason=AuditCheckpoint.Reason.SCHEDULED)
+    return checkpoint.seq if checkpoint is not None else None
+
+
 @app.task(name="lethe.schedule_retraining")  # type: ignore[untyped-decorator]
 def schedule_retraining() -> list[int]:
     """Beat: retrain, as a new generation, every shard whose serving depth fell too low."""

@@ -476,7 +476,6 @@ LOGGING: dict[str, Any] = {
             "filters": ["request_id"],
         },
     },
-
     "root": {"handlers": ["console"], "level": LETHE_LOG_LEVEL},
     "loggers": {
         # Django's own console handler would print its records a second time. Configuring

@@ -4,7 +4,7 @@ One module per domain; every model is importable from ``governance.models``. Wri
 through ``governance.services``; reads through ``governance.selectors``.
 """
 
-from governance.models.audit import ApiToken, AuditEvent
+from governance.models.audit import ApiToken, AuditCheckpoint, AuditEvent
 from governance.models.datasets import Dataset, DatasetGrant, Record, Subject
 from governance.models.erasure import (
     DeletionCertificate,
@@ -27,6 +27,7 @@ from governance.models.workers import WorkerHeartbeat
 
 __all__ = [
     "ApiToken",
+    "AuditCheckpoint",
     "AuditEvent",
     "Dataset",
     "DatasetGrant",

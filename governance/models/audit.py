@@ -49,7 +49,12 @@ class ApiToken(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Append-only, hash-chained trail: each hash covers the canonical event and the last hash."""
+    """Append-only, hash-chained trail: each hash covers the canonical event and the last hash.
+
+    ``hash`` is plain SHA-256, so anyone can re-derive the chain (certificates cite it);
+    ``mac`` is HMAC-SHA256 over ``hash`` with the server's audit key
+    (``governance.audit_key``), so only a holder of the key can append or re-hash events.
+    """
 
     seq = models.PositiveBigIntegerField(unique=True)
     created_at = models.DateTimeField()
@@ -60,6 +65,7 @@ class AuditEvent(models.Model):
     payload = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    mac = models.CharField(max_length=64, default="")
 
     class Meta:
         ordering: ClassVar = ["seq"]
@@ -70,3 +76,31 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement "the trail's head was event #seq with this hash, at this time".
+
+    Written at every certificate and on a schedule; ``verify_audit_chain`` checks the trail
+    against each one, so deleting or rewriting events a checkpoint covers is named. The
+    signature is Ed25519 over the checkpoint's canonical body, with the certificate key.
+    """
+
+    class Reason(models.TextChoices):
+        CERTIFICATE = "certificate"
+        SCHEDULED = "scheduled"
+        MANUAL = "manual"
+
+    seq = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    key_id = models.CharField(max_length=64)
+    signature = models.CharField(max_length=100)
+
+    class Meta:
+        ordering: ClassVar = ["seq", "pk"]
+        indexes: ClassVar = [models.Index(fields=["seq"], name="audit_checkpoint_seq")]
+
+    def __str__(self) -> str:
+        return f"checkpoint at #{self.seq}"
