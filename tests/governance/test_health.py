@@ -95,8 +95,11 @@ def test_old_rows_of_dead_workers_are_pruned():
 
 
 @pytest.fixture
-def broker_url():
-    """Point the app at another broker for one test, then restore it."""
+def broker_url(monkeypatch):
+    """Point the app at another broker for one test, then restore it. Celery reads
+    ``CELERY_BROKER_URL`` from the environment before its configuration, so CI's variable
+    is set aside for the test."""
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     saved = (app.conf.broker_url, app.conf.broker_transport_options)
 
     def point(url: str) -> None:
