@@ -9,11 +9,13 @@ An embedded beat (``worker --beat``) dies with its worker (celery_worker/lifelin
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
+from multiprocessing.util import register_after_fork
 
 from celery import Celery
-from celery.signals import beat_embedded_init, before_task_publish, worker_init
+from celery.signals import before_task_publish, worker_init
 from django.conf import settings
 from kombu.entity import Queue
 
@@ -27,8 +29,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Declared, so a worker consumes them and `purge` reaches them: training (long, one at a
 # time per GPU or core set), control (erasures, sweeps: short and urgent), default.
 app.conf.task_queues = [Queue(name) for name in ("training", "control", "default")]  # type: ignore[no-untyped-call]
-# The worker process's pid, noted at start-up, before it forks an embedded beat.
-_worker_pid = 0
 app.steps["worker"].add(Heartbeat)
 app.steps["consumer"].add(ResumeOnConnect)
 # Beat runs django-celery-beat's DatabaseScheduler (settings.CELERY_BEAT_SCHEDULER): these
@@ -72,9 +72,18 @@ def _worker_folders(**_: object) -> None:
     """A worker reads the queue folder and may open the SQLite file: make their folders."""
     from governance.apps import local_folders_create
 
-    global _worker_pid
-    _worker_pid = os.getpid()
     local_folders_create()
+    register_after_fork(app, functools.partial(_die_with_worker, worker_pid=os.getpid()))
+
+
+def _die_with_worker(_: object, *, worker_pid: int) -> None:
+    """In every process the worker forks (the embedded beat, prefork children), right after
+    the fork: die with the worker. Without this a SIGKILLed worker leaves its beat running,
+    and a restarted worker starts a second one (every sweep sent twice). It runs before the
+    beat builds its scheduler, which may wait on the database. SIGKILL, not SIGTERM: the
+    child inherits the worker's SIGTERM handler, which only flags the (absent) worker to
+    stop; the beat's schedule state is in the database, so nothing is lost."""
+    die_with_parent(worker_pid, sig=signal.SIGKILL)
 
 
 @before_task_publish.connect  # type: ignore[untyped-decorator]
@@ -83,14 +92,3 @@ def _broker_folders(**_: object) -> None:
     from governance.apps import broker_folders_create
 
     broker_folders_create()
-
-
-@beat_embedded_init.connect  # type: ignore[untyped-decorator]
-def _beat_dies_with_worker(**_: object) -> None:
-    """The embedded beat is a separate process: without this a SIGKILLed worker leaves it
-    running, and a restarted worker would start a second one (every sweep sent twice).
-    The worker's pid is the one ``worker_init`` noted before the fork, not getppid(): had
-    the worker died before this ran, getppid() would already name init. SIGKILL, not
-    SIGTERM: the beat process inherits the worker's SIGTERM handler, which only flags the
-    (absent) worker to stop; the schedule's state is in the database, so nothing is lost."""
-    die_with_parent(_worker_pid or None, sig=signal.SIGKILL)
