@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+from kombu import pools
 
 from celery_worker.celery import app
 from governance.models import AuditEvent, DeletionCertificate, ErasureRequest
@@ -57,8 +58,10 @@ def _repoint(url: str) -> None:
     """This test process publishes to ``url`` from now on (pools opened earlier dropped)."""
     app.conf.broker_url = url
     app.conf.broker_transport_options = {"visibility_timeout": 3600}
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # kombu keeps one global pool per broker URL: closing only the app's would leave that
+    # closed pool registered, and the next acquire on the old URL would fail. reset() closes
+    # and forgets them all.
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
