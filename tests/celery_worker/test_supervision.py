@@ -174,3 +174,43 @@ def test_manage_py_worker_restarts_its_control_worker_and_takes_it_down(tmp_path
         with contextlib.suppress(ProcessLookupError):
             os.killpg(parent.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_manage_py_worker_exits_non_zero_when_it_cannot_keep_its_control_worker(tmp_path, settings):
+    """With no restarts allowed, one death of the control worker ends the command: a cold
+    shutdown of the training worker and exit status 3, for its own supervisor to act on."""
+    from governance.models import WorkerHeartbeat
+    from tests.integration.test_worker import _database_url
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "LETHE_BROKER_DIR": str(settings.LETHE_BROKER_DIR),
+        "LETHE_WORKER_HEARTBEAT_S": "1",
+        "LETHE_WORKER_MAX_RESTARTS": "0",
+    }
+    log = (tmp_path / "worker.log").open("w")
+    parent = subprocess.Popen(
+        [sys.executable, "manage.py", "worker", "--loglevel=info"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        _until(
+            lambda: WorkerHeartbeat.objects.filter(hostname__startswith="control-").exists(),
+            timeout=120,
+            what="the control worker's heartbeat",
+        )
+        (control,) = _children(parent.pid)
+        control.kill()
+        assert parent.wait(timeout=60) == 3, (tmp_path / "worker.log").read_text()[-3000:]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+        log.close()
+    assert "giving up" in (tmp_path / "worker.log").read_text()
