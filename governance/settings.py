@@ -486,3 +486,6 @@ LOGGING: dict[str, Any] = {
         "celery.task": {"handlers": ["console"], "propagate": False},
     },
 }
+if CELERY_BROKER_URL == "filesystem://":
+    # kombu warns that the embedded file-system broker's URL names no host, on every start.
+    LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}

@@ -214,3 +214,10 @@ def test_manage_py_worker_exits_non_zero_when_it_cannot_keep_its_control_worker(
             os.killpg(parent.pid, signal.SIGKILL)
         log.close()
     assert "giving up" in (tmp_path / "worker.log").read_text()
+
+
+def test_a_worker_asked_for_warnings_only_prints_no_banner():
+    from governance.management.commands.worker import _argv
+
+    assert _argv("control,default", "warning", beat=True)[:2] == ["--quiet", "worker"]
+    assert "--quiet" not in _argv("training", "info", beat=False)

@@ -92,4 +92,7 @@ def _argv(queues: str, loglevel: str, beat: bool, name: str = "control") -> list
     ]
     if beat:
         argv.append("--beat")
+    if loglevel.lower() in ("warning", "error", "critical"):
+        # No start-up banner when only warnings were asked for (a global option of celery's).
+        argv.insert(0, "--quiet")
     return argv
