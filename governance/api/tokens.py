@@ -2,7 +2,8 @@
 
 Every account manages its own tokens; privacy officers may list, expire and revoke
 anyone's (``selectors.tokens.api_tokens_visible``). A token is created for the caller
-only, and its key is in the creation answer and nowhere else: the database keeps its hash.
+only, by a signed-in session (never by another token, so revoking a leaked key is enough),
+and its key is in the creation answer and nowhere else: the database keeps its hash.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from governance.api.common import (
     error_responses,
     validated,
 )
+from governance.errors import ApplicationError
 from governance.models import ApiToken
 from governance.permissions import Action, allowed
 from governance.selectors.tokens import api_tokens_visible
@@ -131,6 +133,15 @@ class TokenListCreateApi(APIView):
         responses={201: TokenCreatedSerializer, **error_responses(400, *SIGNED_IN)},
     )
     def post(self, request: Request) -> Response:
+        if isinstance(request.auth, ApiToken):
+            # A leaked key must not be able to mint its own replacements: revoking it has
+            # to be enough. People create tokens signed in; operators with lethe_token.
+            raise ApplicationError(
+                code="token_cannot_create_tokens",
+                status=status.HTTP_403_FORBIDDEN,
+                message="A token cannot create tokens: sign in to create one, or run "
+                "`manage.py lethe_token create`.",
+            )
         data = validated(self.InputSerializer, request.data)
         user = cast(User, request.user)  # allowed() refused anonymous callers
         token, key = api_token_issue(

@@ -30,6 +30,13 @@ def client_for(key):
     return client
 
 
+def signed_in(persona):
+    """The persona's web session: tokens are created signed in, not with another token."""
+    client = APIClient()
+    client.force_login(persona.user)
+    return client
+
+
 def token_of(key):
     return ApiToken.objects.get(prefix=key[:8])
 
@@ -76,7 +83,7 @@ def test_a_token_with_a_future_expiry_still_works(integration):
 def test_create_shows_the_key_once_and_the_listing_never(integration):
     at = (timezone.now() + timedelta(days=30)).replace(microsecond=0)
 
-    response = integration.client.post(
+    response = signed_in(integration).post(
         TOKENS, {"name": "nightly sync", "expires_at": at.isoformat()}, format="json"
     )
 
@@ -97,16 +104,29 @@ def test_create_shows_the_key_once_and_the_listing_never(integration):
 
 def test_create_refuses_an_expiry_in_the_past_and_unknown_fields(integration):
     past = (timezone.now() - timedelta(days=1)).isoformat()
+    session = signed_in(integration)
     error_of(
-        integration.client.post(TOKENS, {"expires_at": past}, format="json"),
+        session.post(TOKENS, {"expires_at": past}, format="json"),
         400,
         "invalid",
         names="expires_at",
     )
-    error_of(
-        integration.client.post(TOKENS, {"scope": "all"}, format="json"), 400, "invalid", "scope"
-    )
+    error_of(session.post(TOKENS, {"scope": "all"}, format="json"), 400, "invalid", "scope")
     assert ApiToken.objects.filter(user=integration.user).count() == 1
+
+
+def test_a_token_cannot_create_tokens(integration):
+    """Otherwise a leaked key could mint replacements and outlive its own revocation."""
+    created = AuditEvent.objects.filter(action="api_token.created").count()
+
+    error_of(
+        integration.client.post(TOKENS, {"name": "persistence"}, format="json"),
+        403,
+        "token_cannot_create_tokens",
+    )
+
+    assert ApiToken.objects.filter(user=integration.user).count() == 1
+    assert AuditEvent.objects.filter(action="api_token.created").count() == created
 
 
 def test_each_account_lists_only_its_own_tokens_and_officers_list_all(
