@@ -10,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -119,36 +121,49 @@ def _children(pid: int) -> list[psutil.Process]:
         return []
 
 
+@contextlib.contextmanager
+def _manage_py_worker(
+    tmp_path: Path, settings: Any, *args: str, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The real ``manage.py worker`` (logging to tmp_path/worker.log), yielded once its
+    control worker heartbeats; its whole process group is killed afterwards."""
+    from governance.models import WorkerHeartbeat
+    from tests.integration.test_worker import _database_url
+
+    environment = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "LETHE_BROKER_DIR": str(settings.LETHE_BROKER_DIR),
+        "LETHE_WORKER_HEARTBEAT_S": "1",
+        **env,
+    }
+    with (tmp_path / "worker.log").open("w") as log:
+        parent = subprocess.Popen(
+            [sys.executable, "manage.py", "worker", *args, "--loglevel=info"],
+            cwd=REPO,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _until(
+                lambda: WorkerHeartbeat.objects.filter(hostname__startswith="control-").exists(),
+                timeout=120,
+                what="the control worker's heartbeat",
+            )
+            yield parent
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(parent.pid, signal.SIGKILL)
+
+
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_manage_py_worker_restarts_its_control_worker_and_takes_it_down(tmp_path, settings):
     """The real command: SIGKILL the control worker and it comes back (with its embedded
     beat); SIGKILL the parent and neither the control worker nor the beat survives it."""
-    from governance.models import WorkerHeartbeat
-    from tests.integration.test_worker import _database_url
-
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "LETHE_BROKER_DIR": str(settings.LETHE_BROKER_DIR),
-        "LETHE_WORKER_HEARTBEAT_S": "1",
-        "LETHE_TORCH_THREADS": "1",
-    }
-    log = (tmp_path / "worker.log").open("w")
-    parent = subprocess.Popen(
-        [sys.executable, "manage.py", "worker", "--beat", "--loglevel=info"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        _until(
-            lambda: WorkerHeartbeat.objects.filter(hostname__startswith="control-").exists(),
-            timeout=120,
-            what="the control worker's heartbeat",
-        )
+    with _manage_py_worker(tmp_path, settings, "--beat", LETHE_TORCH_THREADS="1") as parent:
         (control,) = _children(parent.pid)
         (beat,) = _until(lambda: _children(control.pid), timeout=60, what="its embedded beat")
         control.kill()
@@ -170,10 +185,6 @@ def test_manage_py_worker_restarts_its_control_worker_and_takes_it_down(tmp_path
             timeout=60,
             what="the orphaned control worker and beat to exit",
         )
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(parent.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.mark.worker
@@ -181,38 +192,10 @@ def test_manage_py_worker_restarts_its_control_worker_and_takes_it_down(tmp_path
 def test_manage_py_worker_exits_non_zero_when_it_cannot_keep_its_control_worker(tmp_path, settings):
     """With no restarts allowed, one death of the control worker ends the command: a cold
     shutdown of the training worker and exit status 3, for its own supervisor to act on."""
-    from governance.models import WorkerHeartbeat
-    from tests.integration.test_worker import _database_url
-
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "LETHE_BROKER_DIR": str(settings.LETHE_BROKER_DIR),
-        "LETHE_WORKER_HEARTBEAT_S": "1",
-        "LETHE_WORKER_MAX_RESTARTS": "0",
-    }
-    log = (tmp_path / "worker.log").open("w")
-    parent = subprocess.Popen(
-        [sys.executable, "manage.py", "worker", "--loglevel=info"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        _until(
-            lambda: WorkerHeartbeat.objects.filter(hostname__startswith="control-").exists(),
-            timeout=120,
-            what="the control worker's heartbeat",
-        )
+    with _manage_py_worker(tmp_path, settings, LETHE_WORKER_MAX_RESTARTS="0") as parent:
         (control,) = _children(parent.pid)
         control.kill()
         assert parent.wait(timeout=60) == 3, (tmp_path / "worker.log").read_text()[-3000:]
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(parent.pid, signal.SIGKILL)
-        log.close()
     assert "giving up" in (tmp_path / "worker.log").read_text()
 
 

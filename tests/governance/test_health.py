@@ -6,7 +6,6 @@ open real connections (the shared Redis, and a port where nothing listens).
 
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 from unittest import mock
 
@@ -17,6 +16,7 @@ from django.utils import timezone
 from celery_worker.celery import app
 from governance.models import WorkerHeartbeat
 from governance.services.workers import worker_heartbeat_beat, worker_heartbeat_clear
+from tests.net import free_port
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/health/"
@@ -110,15 +110,9 @@ def broker_url(monkeypatch):
     app.conf.broker_url, app.conf.broker_transport_options = saved
 
 
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_an_unreachable_broker_is_down(client, broker_url):
     _beat("all@h", ALL_QUEUES)
-    port = _dead_port()
+    port = free_port()
     broker_url(f"redis://127.0.0.1:{port}/0")
 
     response = client.get(URL)

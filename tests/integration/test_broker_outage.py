@@ -14,15 +14,10 @@ from kombu import pools
 from celery_worker.celery import app
 from governance.models import AuditEvent, DeletionCertificate, ErasureRequest
 from tests.integration.test_worker import Worker, _wait
+from tests.net import free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 API = "/api/v1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Redis:
@@ -69,7 +64,7 @@ def _repoint(url: str) -> None:
 @pytest.fixture
 def redis_broker(monkeypatch, shared_dirs):
     saved = (app.conf.broker_url, dict(app.conf.broker_transport_options))
-    redis = Redis(_free_port())
+    redis = Redis(free_port())
     redis.start()
     url = f"redis://127.0.0.1:{redis.port}/0"
     monkeypatch.setenv("CELERY_BROKER_URL", url)  # the worker process's broker

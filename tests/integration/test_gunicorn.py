@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.net import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 LIMIT = 4096  # LETHE_MAX_UPLOAD_BYTES for this server
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _manage(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
@@ -46,7 +41,7 @@ def _manage(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
 def server(tmp_path):
     """gunicorn on a fresh installation: no SECRET_KEY, no DEBUG, a private database and
     key folder; migrate and collectstatic first, as docs/operations.md says."""
-    port = _free_port()
+    port = free_port()
     env = {
         name: value
         for name, value in os.environ.items()
