@@ -23,6 +23,14 @@ def _append(n):
             )
 
 
+# The append-only triggers on SQLite (migrations 0002 and 0006); PostgreSQL's are skipped
+# with session_replication_role instead.
+_SQLITE_TRIGGERS = {
+    "lethe_audit_append_only": "governance_auditevent",
+    "lethe_checkpoint_append_only": "governance_auditcheckpoint",
+}
+
+
 def _tamper(sql, params):
     """Change a row behind the application's back, past the append-only trigger."""
     with connection.cursor() as cursor:
@@ -31,12 +39,14 @@ def _tamper(sql, params):
             cursor.execute(sql, params)
             cursor.execute("SET session_replication_role = DEFAULT")
         else:
-            cursor.execute("DROP TRIGGER lethe_audit_append_only")
+            for trigger in _SQLITE_TRIGGERS:
+                cursor.execute(f"DROP TRIGGER {trigger}")
             cursor.execute(sql, params)
-            cursor.execute(
-                "CREATE TRIGGER lethe_audit_append_only BEFORE UPDATE ON governance_auditevent "
-                "BEGIN SELECT RAISE(ABORT, 'append-only'); END;"
-            )
+            for trigger, table in _SQLITE_TRIGGERS.items():
+                cursor.execute(
+                    f"CREATE TRIGGER {trigger} BEFORE UPDATE ON {table} "
+                    "BEGIN SELECT RAISE(ABORT, 'append-only'); END;"
+                )
 
 
 @pytest.mark.django_db
