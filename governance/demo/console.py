@@ -33,14 +33,13 @@ QUIET_LOGGING: dict[str, Any] = {
     "incremental": True,
     "loggers": {
         name: {"level": "ERROR"}
-        # kombu warns that the embedded file-system broker's URL names no host.
+        # (kombu's warning about the file-system broker's URL is silenced in settings.)
         for name in (
             "transformers",
             "peft",
             "accelerate",
             "torch",
             "sentence_transformers",
-            "kombu",
             # Each checkpoint's log line is its copy outside the database; the demo prints
             # the certificate's audit head itself.
             "governance.services.audit_integrity",
