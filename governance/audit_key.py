@@ -24,7 +24,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from governance.certificates.signing import publish_exclusively
+from governance.key_files import key_file_read_or_create
 
 KEY_ID_PREFIX = "hmac-sha256:"
 MIN_KEY_CHARS = 32
@@ -77,20 +77,7 @@ def audit_mac_matches(event_hash: str, mac: str) -> bool:
 
 
 def _key_file_load_or_create(path: Path) -> bytes:
-    try:
-        return _key_file_parse(path, path.read_bytes())
-    except FileNotFoundError:
-        pass
-    # False when another process created the file first: everyone keys with the winner's.
-    publish_exclusively(path, secrets.token_hex(32).encode("ascii") + b"\n")
-    return _key_file_parse(path, path.read_bytes())
-
-
-def _key_file_parse(path: Path, data: bytes) -> bytes:
-    key = data.strip()
-    if len(key) < MIN_KEY_CHARS:
-        raise AuditKeyError(
-            f"audit key file {path} holds {len(key)} characters, fewer than {MIN_KEY_CHARS}; "
-            "restore it from backup"
-        )
-    return key
+    key = key_file_read_or_create(
+        path, new_key=secrets.token_hex(32), min_chars=MIN_KEY_CHARS, hint="restore it from backup"
+    )
+    return key.encode("ascii")

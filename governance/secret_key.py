@@ -10,7 +10,7 @@ a key. A deployment on several machines must set ``SECRET_KEY`` instead, the sam
 The key is lazy, so importing settings still creates nothing on disk (the file appears
 when something first signs: a login, a session). Processes that race to create it agree:
 the loser of the hard-link race reads the winner's key
-(``certificates.signing.publish_exclusively``, as for the signing key).
+(``governance.key_files``, as for the signing key).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import functools
 import secrets
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import lazy
 
 # Django's own check (security.W009) wants 50 characters with 5 distinct ones.
@@ -39,15 +38,11 @@ def secret_key_file_load_or_create(path: Path) -> str:
     deleted (``demo --reset``); the next process makes a new one.
     """
     # Imported here: settings loads this module, and signing needs settings to be loaded.
-    from governance.certificates.signing import publish_exclusively
+    from governance.key_files import key_file_read_or_create
 
-    if not path.exists():
-        # Does nothing when another process made it first: all then read the one file.
-        publish_exclusively(path, secrets.token_urlsafe(64).encode("ascii") + b"\n")
-    key = path.read_text(encoding="ascii").strip()
-    if len(key) < MIN_KEY_CHARS:
-        raise ImproperlyConfigured(
-            f"secret key file {path} holds {len(key)} characters, fewer than {MIN_KEY_CHARS}; "
-            "delete it to have a new one made, or set SECRET_KEY"
-        )
-    return key
+    return key_file_read_or_create(
+        path,
+        new_key=secrets.token_urlsafe(64),
+        min_chars=MIN_KEY_CHARS,
+        hint="delete it to have a new one made, or set SECRET_KEY",
+    )

@@ -16,8 +16,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
-import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from governance.canonical import canonical_bytes
+from governance.key_files import publish_exclusively
 
 ALGORITHM = "Ed25519"
 KEY_ID_PREFIX = "ed25519:"
@@ -92,30 +91,6 @@ def _signing_key_load_or_create(path: Path) -> Ed25519PrivateKey:
         return key
     # Another process created the key first: everyone signs with the winner's key.
     return _signing_key_parse(path, path.read_bytes())
-
-
-def publish_exclusively(path: Path, data: bytes) -> bool:
-    """Create ``path`` holding ``data`` (mode 0600) unless it exists; False if it did.
-
-    The bytes go to a private temporary file first (O_CREAT | O_EXCL, 0600), which is then
-    hard-linked into place: the link fails if the key exists, and a process that loses the
-    race never sees a half-written key file, as it could if the final name were written
-    in place.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
-    return True
 
 
 def _signing_key_parse(path: Path, data: bytes) -> Ed25519PrivateKey:

@@ -277,3 +277,35 @@ def test_command_writes_a_checkpoint_after_a_clean_verification():
 def test_command_refuses_a_malformed_expect(value):
     with pytest.raises(CommandError, match="--expect"):
         call_command("verify_audit_chain", expect=value)
+
+
+# --- the key --------------------------------------------------------------------------------
+
+
+def test_without_a_setting_the_key_is_a_private_file_made_once(settings, tmp_path):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from governance.audit_key import audit_key, audit_key_cache_clear
+
+    settings.LETHE_AUDIT_KEY = None
+    settings.LETHE_AUDIT_KEY_PATH = tmp_path / "keys" / "audit.key"
+    audit_key_cache_clear()
+    try:
+        key = audit_key()
+        assert settings.LETHE_AUDIT_KEY_PATH.stat().st_mode & 0o777 == 0o600
+        audit_key_cache_clear()
+        assert audit_key() == key  # read back, not made again
+        settings.LETHE_AUDIT_KEY_PATH.write_text("short\n")
+        audit_key_cache_clear()
+        with pytest.raises(ImproperlyConfigured, match="fewer than 32"):
+            audit_key()
+    finally:
+        audit_key_cache_clear()
+
+
+def test_a_configured_key_must_be_long_enough(settings):
+    from governance.audit_key import AuditKeyError, audit_key
+
+    settings.LETHE_AUDIT_KEY = "too-short"
+    with pytest.raises(AuditKeyError, match="at least 32"):
+        audit_key()
