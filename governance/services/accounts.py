@@ -33,6 +33,18 @@ def token_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def token_key_new() -> str:
+    """A fresh key: 43 URL-safe characters (256 bits) that never begin with ``-``.
+
+    Operators name tokens by the key's first characters on the command line
+    (``lethe_token revoke PREFIX``); a prefix beginning with ``-`` would be read as an
+    option there, so such a draw (1 in 64) is drawn again.
+    """
+    while (key := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return key
+
+
 def api_token_create(
     *, user: User, actor: Any = None, name: str = "", expires_at: datetime | None = None
 ) -> str:
@@ -53,7 +65,7 @@ def api_token_issue(
         )
     if expires_at is not None:
         _not_past(expires_at, now=timezone.now())
-    key = secrets.token_urlsafe(32)  # 43 characters, 256 bits
+    key = token_key_new()
     with transaction.atomic():
         token = ApiToken.objects.create(
             user=user,

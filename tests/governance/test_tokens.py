@@ -14,6 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from governance.models import ApiToken, AuditEvent
+from governance.services import accounts
 from governance.services.accounts import api_token_create
 from tests.governance.api_helpers import API, error_of
 
@@ -199,6 +200,14 @@ def test_tokens_need_a_signed_in_caller():
 
 
 # --- manage.py lethe_token ----------------------------------------------------------------
+
+
+def test_a_key_never_begins_with_a_dash(monkeypatch):
+    # A prefix such as "-KKcsmWJ" would be read as an option by ``lethe_token revoke``;
+    # the first draws here begin with "-", so the key must come from a later draw.
+    draws = iter(["-" + "a" * 42, "-" + "b" * 42, "c" * 43])
+    monkeypatch.setattr(accounts.secrets, "token_urlsafe", lambda n: next(draws))
+    assert accounts.token_key_new() == "c" * 43
 
 
 def test_command_lists_expires_and_revokes_by_prefix(integration, officer):
