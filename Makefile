@@ -10,10 +10,10 @@ install: $(STAMP)
 
 # torch first and pinned: peft asks for a bare `torch`, and an unpinned resolve pulls a
 # multi-GB CUDA build. The stamp keeps a repeated `make` quick until pyproject.toml changes.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml lethe_client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/pip install -e ".[dev]" -e ./lethe_client
 	touch $@
 
 demo: install

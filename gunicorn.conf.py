@@ -21,6 +21,8 @@ flag still wins. docs/operations.md "Web server" explains the choices.
 
 from __future__ import annotations
 
+from typing import Any
+
 from governance.settings import envint, envstr
 
 wsgi_app = "governance.wsgi:application"
@@ -45,3 +47,12 @@ accesslog = "-"
 errorlog = "-"
 loglevel = envstr("LETHE_LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s "%(f)s" "%(a)s"'
+
+
+def post_worker_init(worker: Any) -> None:
+    """Each web worker, once Django is loaded, hears the cache-eviction broadcast (and
+    sweeps its stage cache): a stage destroyed by an erasure leaves this worker's cache
+    at once (governance/cache_listener.py). No thread when the store is a local folder."""
+    from governance.cache_listener import cache_listener_start
+
+    cache_listener_start()

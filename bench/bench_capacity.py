@@ -69,6 +69,7 @@ from bench.harness import (  # noqa: E402
     print_table,
     recreate_postgres,
     restore_as_trained,
+    stage_folder,
     train,
     write_results,
 )
@@ -438,7 +439,7 @@ def part_c(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     print(f"   trained in {train_s:.1f} s", flush=True)
     store = engine.artifact_store(model, 1)
     files = tmp / "snapshot"
-    shutil.copytree(store.root, files)
+    shutil.copytree(stage_folder(store), files)
 
     # The model's own plans and each subject's cell, read back from the database.
     plans = [

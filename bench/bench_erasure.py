@@ -83,6 +83,7 @@ from bench.harness import (  # noqa: E402
     ratio,
     recreate_postgres,
     restore_as_trained,
+    stage_folder,
     train,
     write_results,
 )
@@ -146,14 +147,23 @@ def _install_hooks() -> None:
 
 
 def _truncate_all() -> None:
-    """Empty every governance table but the users (CASCADE reaches the lineage)."""
+    """Empty every governance table but the users (CASCADE reaches the lineage).
+
+    The audit trail refuses TRUNCATE (a trigger, migration 0006); this throw-away
+    benchmark database sets it aside for the one statement, as the test suite's flush does
+    (tests/conftest.py), with ``session_replication_role = replica`` (superuser only).
+    """
     from django.db import connection
 
     from governance.models import AuditEvent, Dataset, Subject
 
     tables = ", ".join(m._meta.db_table for m in (Dataset, Subject, AuditEvent))
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        cursor.execute("SET session_replication_role = replica")
+        try:
+            cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        finally:
+            cursor.execute("SET session_replication_role = DEFAULT")
 
 
 def _vacuum() -> None:
@@ -489,8 +499,9 @@ def _build(rows: list[Row], files: Path, digests: dict[tuple[int, str], str]) ->
             generation=1,
         )
         store = engine.artifact_store(model, 1)
-        shutil.rmtree(store.root, ignore_errors=True)
-        shutil.copytree(files, store.root)
+        folder = stage_folder(store)
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(files, folder)
         job = TrainingJob.objects.create(
             model=model,
             generation=1,
@@ -502,8 +513,11 @@ def _build(rows: list[Row], files: Path, digests: dict[tuple[int, str], str]) ->
         )
 
         def stage_fields(shard: int, prefix: tuple[int, ...]) -> dict[str, Any]:
+            # The snapshot's file of this stage, whichever training attempt named it.
+            slug = StageKey(shard, prefix).slug()
+            (name,) = [p.relative_to(files).as_posix() for p in files.glob(f"{slug}.*safetensors")]
             return {
-                "artifact_path": str(store.path(StageKey(shard, prefix))),
+                "artifact_key": f"{store.prefix}/{name}",
                 "tensor_digest": digests[(shard, engine.prefix_text(prefix))],
             }
 
@@ -623,7 +637,7 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
     _note_load("A: training end")
     store = engine.artifact_store(model, 1)
     files = tmp / "snapshot"
-    shutil.copytree(store.root, files)
+    shutil.copytree(stage_folder(store), files)
     digests = {
         (s.shard.index, s.prefix): s.tensor_digest
         for s in Stage.objects.filter(shard__model=model).select_related("shard")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
 import time
@@ -291,6 +290,14 @@ def train(engineer: Any, spec: Any) -> tuple[Any, float]:
     return model, elapsed
 
 
+def stage_folder(store: Any) -> Path:
+    """A generation's folder in the file-system artifact store (the benchmarks' default):
+    ``ARTIFACT_ROOT/model-N/gen-G``, where ``StageStore`` keeps its objects."""
+    from django.conf import settings
+
+    return Path(settings.ARTIFACT_ROOT) / store.prefix
+
+
 def restore_as_trained(model: Any, texts: dict[str, tuple[str, str]], files: Path) -> None:
     """Put the model back as trained (untimed): records, stages, files, a new manifest.
 
@@ -312,14 +319,13 @@ def restore_as_trained(model: Any, texts: dict[str, tuple[str, str]], files: Pat
             )
         stages = Stage.objects.filter(shard__model=model).exclude(state=Stage.State.TRAINED)
         for stage in stages.select_related("shard"):
-            target = store.path(engine.stage_key(stage))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(files / target.relative_to(store.root), target)
+            # The snapshot holds each stage under the key its row named after training
+            # (one attempt's object); put those bytes back under that same key.
+            key = stage.artifact_key or store.object_key(engine.stage_key(stage))
+            with (files / key.removeprefix(f"{store.prefix}/")).open("rb") as f:
+                store.objects.put(key, f.read())
             Stage.objects.filter(pk=stage.pk).update(
-                state=Stage.State.TRAINED,
-                destroyed_at=None,
-                claimed_until=None,
-                artifact_path=str(target),
+                state=Stage.State.TRAINED, destroyed_at=None, claimed_until=None, artifact_key=key
             )
         manifest_refresh(model=model, reason="bench: restored as trained")
 

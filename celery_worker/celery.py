@@ -19,6 +19,7 @@ from celery.signals import before_task_publish, worker_init
 from django.conf import settings
 from kombu.entity import Queue
 
+import celery_worker.control  # noqa: F401  (registers Lethe's remote-control commands)
 from celery_worker.lifelines import die_with_parent
 from celery_worker.steps import Heartbeat, ResumeOnConnect
 
@@ -27,8 +28,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
 app = Celery("lethe")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Declared, so a worker consumes them and `purge` reaches them: training (long, one at a
-# time per GPU or core set), control (erasures, sweeps: short and urgent), default.
-app.conf.task_queues = [Queue(name) for name in ("training", "control", "default")]  # type: ignore[no-untyped-call]
+# time per GPU or core set), control (erasures, sweeps: short and urgent), webhooks (HTTP
+# to other systems: a slow receiver never delays an erasure), default.
+_QUEUES = ("training", "control", "webhooks", "default")
+app.conf.task_queues = [Queue(name) for name in _QUEUES]  # type: ignore[no-untyped-call]
 app.steps["worker"].add(Heartbeat)
 app.steps["consumer"].add(ResumeOnConnect)
 # Beat runs django-celery-beat's DatabaseScheduler (settings.CELERY_BEAT_SCHEDULER): these
@@ -49,6 +52,8 @@ app.conf.beat_schedule = {
         "task": "lethe.schedule_retraining",
         "schedule": float(settings.LETHE_RETRAIN_INTERVAL_S),
     },
+    # Webhook retries that are due, overdue-request events, confirmation reminders.
+    "sweep-webhooks": {"task": "lethe.sweep_webhooks", "schedule": 15.0},
 }
 app.conf.task_routes = {
     "lethe.train_sequence": {"queue": "training"},
@@ -57,6 +62,9 @@ app.conf.task_routes = {
     "lethe.sweep_erasures": {"queue": "control"},
     "lethe.audit_checkpoint": {"queue": "control"},
     "lethe.schedule_retraining": {"queue": "control"},
+    "lethe.emit_openlineage": {"queue": "default"},
+    "lethe.deliver_webhook": {"queue": "webhooks"},
+    "lethe.sweep_webhooks": {"queue": "control"},
 }
 # Tasks live in celery_worker/tasks.py rather than in a Django app, so name this package
 # next to the installed apps. The lambda defers reading settings until the app finalises.

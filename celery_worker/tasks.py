@@ -133,6 +133,76 @@ def schedule_retraining() -> list[int]:
     return [job.pk for job in models_retrain_due(actor="scheduler")]
 
 
+def _on_lineage_failure(
+    self: Any, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+) -> None:
+    import logging
+
+    subject, pk, state, _ = args
+    logging.getLogger("governance.services.lineage_events").error(
+        "OpenLineage %s event for %s %s not delivered, retries exhausted: %r",
+        state,
+        subject,
+        pk,
+        exc,
+    )
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name="lethe.emit_openlineage",
+    autoretry_for=(OSError, *TRANSIENT),  # requests' errors are OSErrors: refused, timeout, 5xx
+    retry_backoff=10,  # 10 s, 20 s ... an hour: a catalog may be down for a while
+    retry_backoff_max=3600,
+    retry_jitter=True,
+    max_retries=12,
+    soft_time_limit=120,
+    time_limit=150,
+    on_failure=_on_lineage_failure,
+)
+def emit_openlineage(subject: str, pk: int, state: str, at: str) -> str:
+    """Send one OpenLineage RunEvent of a training job or an erasure (same event on retry)."""
+    from governance.services.lineage_events import lineage_event_send
+
+    return str(lineage_event_send(subject=subject, pk=pk, state=state, at=at))
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name="lethe.deliver_webhook",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=300,
+    time_limit=330,
+)
+def deliver_webhook(delivery_id: int) -> str | None:
+    """One attempt at one webhook delivery. Its retries (backoff with jitter, up to a day)
+    are rows the ``sweep_webhooks`` beat re-queues when due, not Celery countdowns: a
+    retry a day away survives any broker restart."""
+    from governance.services.webhook_delivery import webhook_delivery_attempt
+
+    return webhook_delivery_attempt(delivery_id=delivery_id)
+
+
+@app.task(name="lethe.sweep_webhooks")  # type: ignore[untyped-decorator]
+def sweep_webhooks() -> dict[str, int]:
+    """Beat: queue due webhook retries; emit overdue events; remind pending confirmations."""
+    from governance.services.confirmations import (
+        erasure_confirmations_remind,
+        erasure_requests_overdue_notify,
+    )
+    from governance.services.webhook_delivery import webhook_deliveries_due
+
+    return {
+        "overdue": len(erasure_requests_overdue_notify()),
+        "reminded": len(erasure_confirmations_remind()),
+        "queued": len(webhook_deliveries_due()),
+    }
+
+
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _resume_unfinished(**_: object) -> None:
     """After a crash or restart, queue unfinished training again (duplicates are no-ops).
@@ -140,6 +210,8 @@ def _resume_unfinished(**_: object) -> None:
     Erasures are re-queued by the ``ResumeOnConnect`` bootstep (celery_worker/steps.py),
     which runs at this first connection and again after every broker outage.
     """
+    from governance.artifacts import stage_cache_sweep
     from governance.services.training_tasks import training_requeue_stalled
 
+    stage_cache_sweep()  # destroyed stages this machine's cache kept while the worker was down
     training_requeue_stalled()

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from governance import models
-from governance.services import grants
+from governance.services import grants, webhooks
 
 
 class _ReadOnly:
@@ -134,3 +134,36 @@ class ErasureRequestAdmin(_ReadOnly, admin.ModelAdmin[models.ErasureRequest]):
 @admin.register(models.DeletionCertificate)
 class DeletionCertificateAdmin(_ReadOnly, admin.ModelAdmin[models.DeletionCertificate]):
     list_display = ("certificate_id", "request", "key_id", "issued_at")
+
+
+@admin.register(models.WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin[models.WebhookSubscription]):
+    """Browse and switch off subscriptions; secrets stay out of the admin's pages."""
+
+    list_display = ("pk", "url", "owner", "active", "requires_confirmation", "created_at")
+    list_filter = ("active", "requires_confirmation")
+    exclude = ("secret", "previous_secret")
+    readonly_fields = ("owner", "failing_since", "previous_secret_valid_until", "created_at")
+    actions = None  # no bulk delete: each deletion goes through the service, audited
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made on the API or the page, where its secret is shown once
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        webhooks.webhook_update(actor=request.user, subscription=obj, changes=changes)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        webhooks.webhook_delete(actor=request.user, subscription=obj)
+
+
+@admin.register(models.WebhookDelivery)
+class WebhookDeliveryAdmin(_ReadOnly, admin.ModelAdmin[models.WebhookDelivery]):
+    list_display = ("pk", "event", "subscription", "status", "attempts", "response_code")
+    list_filter = ("status",)
+
+
+@admin.register(models.ErasureConfirmation)
+class ErasureConfirmationAdmin(_ReadOnly, admin.ModelAdmin[models.ErasureConfirmation]):
+    list_display = ("request", "recipient", "status", "confirmed_at")
+    list_filter = ("status",)

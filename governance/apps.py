@@ -20,8 +20,23 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Lethe governance"
     default_auto_field = "django.db.models.BigAutoField"
 
-    # No ready() hook: Celery workers fork after Django starts, and a model loaded in the
-    # parent process hangs forked children once torch has started its threads (DESIGN §8).
+    def ready(self) -> None:
+        """Refuse to start a process whose keys would not be the deployment's.
+
+        Every process (web, worker, beat, any ``manage.py`` command) runs this at
+        ``django.setup()``: a configured key must be usable, and a shared deployment with
+        DEBUG off must configure every key (docs/operations.md, Keys). It reads settings
+        and parses configured keys only: no model, no database, no key file created, since
+        Celery workers fork after Django starts, and a model loaded in the parent process
+        hangs forked children once torch has started its threads (DESIGN §8).
+        """
+        from governance.audit_key import audit_key_check
+        from governance.certificates.signing import signing_key_check
+        from governance.secret_key import secret_key_check
+
+        signing_key_check()
+        audit_key_check()
+        secret_key_check()
 
 
 def local_folders_create() -> None:

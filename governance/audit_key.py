@@ -10,7 +10,8 @@ The key comes from ``LETHE_AUDIT_KEY`` (or ``LETHE_AUDIT_KEY_FILE``): at least 3
 characters, the same on every machine of a deployment. Without it, a random key is created
 (mode 0600) at ``LETHE_AUDIT_KEY_PATH`` on first use, which keeps a bare checkout working;
 back that file up with the signing key, since an event keyed with a lost key can no longer
-be verified.
+be verified. A shared deployment with DEBUG off refuses to make that file
+(``governance.key_files.key_required``): each machine would key with its own.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from governance.key_files import key_file_read_or_create
+from governance.key_files import key_file_read_or_create, key_required
 
 KEY_ID_PREFIX = "hmac-sha256:"
 MIN_KEY_CHARS = 32
+AUDIT_KEY_VARIABLES = "LETHE_AUDIT_KEY or LETHE_AUDIT_KEY_FILE (32 or more characters)"
 
 _keys: dict[str, bytes] = {}
 _keys_lock = threading.Lock()
@@ -47,6 +49,7 @@ def audit_key() -> bytes:
                 f"{MIN_KEY_CHARS} (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
             )
         return str(configured).encode("utf-8")
+    key_required("the audit key", configured=False, variables=AUDIT_KEY_VARIABLES)
     path = Path(settings.LETHE_AUDIT_KEY_PATH)
     with _keys_lock:
         key = _keys.get(str(path))
@@ -54,6 +57,17 @@ def audit_key() -> bytes:
             key = _key_file_load_or_create(path)
             _keys[str(path)] = key
         return key
+
+
+def audit_key_check() -> None:
+    """Start-up check: a configured key must be long enough; an unconfigured one allowed.
+
+    Creates nothing: the embedded key file still appears when the first event is keyed.
+    """
+    if getattr(settings, "LETHE_AUDIT_KEY", None):
+        audit_key()
+    else:
+        key_required("the audit key", configured=False, variables=AUDIT_KEY_VARIABLES)
 
 
 def audit_key_cache_clear() -> None:

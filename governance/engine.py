@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,18 +19,19 @@ from django.conf import settings
 from governance.models import Record, Stage, UnlearningModel
 
 if TYPE_CHECKING:
-    from unlearning.artifacts import LocalArtifactStore, StageKey
+    import torch
+
+    from unlearning.artifacts import StageKey, StageStore
     from unlearning.assembly import AdapterHost, LoraSettings
     from unlearning.data import Collator, Example
     from unlearning.training import TrainSettings
 
 
-def artifact_store(model: UnlearningModel, generation: int) -> LocalArtifactStore:
-    """Stage files of one model generation: ``ARTIFACT_ROOT/model-7/gen-1/shard-000/...``."""
-    from unlearning.artifacts import LocalArtifactStore
+def artifact_store(model: UnlearningModel, generation: int) -> StageStore:
+    """Stages of one model generation in the artifact store (governance/artifacts.py)."""
+    from governance.artifacts import stage_store
 
-    root = Path(settings.ARTIFACT_ROOT) / f"model-{model.pk}" / f"gen-{generation}"
-    return LocalArtifactStore(root)
+    return stage_store(model.pk, generation)
 
 
 def stage_key(stage: Stage) -> StageKey:
@@ -56,6 +58,8 @@ def train_settings(model: UnlearningModel) -> TrainSettings:
         learning_rate=model.learning_rate,
         batch_size=model.batch_size,
         max_length=model.max_length,
+        # A model field once there is one (its migration is the lead's); the setting until then.
+        precision=model.precision,
     )
 
 
@@ -124,48 +128,116 @@ def backbone_modality(name: str) -> str:
 
 
 class HostPool:
-    """One loaded adapter host per model configuration and purpose, per process.
+    """Loaded adapter hosts per model configuration and purpose, per process, bounded.
 
     Training and serving keep separate hosts: training rewrites a group's tensors while a
     prediction may be switching prefixes. Each host has a lock; callers hold it while
     they switch and run the model.
+
+    Hosts live on the device ``LETHE_DEVICE`` names. The pool keeps at most
+    ``LETHE_HOST_POOL_MAX_HOSTS`` hosts and ``LETHE_HOST_POOL_MAX_BYTES`` of their
+    parameters and buffers, evicting the least recently used first, so a web process that
+    serves many models does not grow without limit; an evicted host is rebuilt on its next
+    use. A host whose lock is held (in use) is never evicted: the pool may then stay over
+    its bound until that host is released and the next host is asked for. Locks belong to
+    the configuration, not to one host object, and outlive eviction: a caller still using
+    an evicted host and one using its rebuilt successor take the same lock.
     """
 
     def __init__(self) -> None:
-        self._hosts: dict[tuple[Any, ...], tuple[AdapterHost, threading.Lock]] = {}
+        self._hosts: OrderedDict[tuple[Any, ...], tuple[AdapterHost, threading.Lock, int]] = (
+            OrderedDict()
+        )
+        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._lock = threading.Lock()
+        self.evictions = 0
+
+    def device(self) -> torch.device:
+        """The device hosts are built on: ``LETHE_DEVICE`` resolved (cheap; read each time).
+
+        Raises:
+            ImproperlyConfigured: the setting is malformed or names an absent GPU.
+        """
+        from django.core.exceptions import ImproperlyConfigured
+
+        from unlearning.device import resolve_device
+
+        try:
+            return resolve_device(str(getattr(settings, "LETHE_DEVICE", "auto")))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"LETHE_DEVICE: {exc}") from None
 
     def get(self, model: UnlearningModel, purpose: str) -> tuple[AdapterHost, threading.Lock]:
         from unlearning.assembly import AdapterHost
         from unlearning.backbones import build_base
+        from unlearning.device import module_bytes
 
+        device = self.device()
         key = (
             purpose,
             model.base_model,
             len(model.dataset.labels),
             model.num_slices,
             lora_settings(model),
+            str(device),
         )
         with self._lock:
-            if not self._hosts:
-                _pin_threads()
-            if key not in self._hosts:
-                base = build_base(model.base_model, len(model.dataset.labels))
-                host = AdapterHost(base, num_groups=model.num_slices, lora=lora_settings(model))
-                self._hosts[key] = (host, threading.Lock())
-            return self._hosts[key]
+            if key in self._hosts:
+                self._hosts.move_to_end(key)
+                host, lock, _ = self._hosts[key]
+                self._evict_over_bounds(keep=key)  # hosts that were in use may go now
+                return host, lock
+            _pin_threads(device)
+            base = build_base(model.base_model, len(model.dataset.labels))
+            host = AdapterHost(
+                base, num_groups=model.num_slices, lora=lora_settings(model), device=device
+            )
+            lock = self._locks.setdefault(key, threading.Lock())
+            self._hosts[key] = (host, lock, module_bytes(host.model))
+            self._evict_over_bounds(keep=key)
+            return host, lock
+
+    def _evict_over_bounds(self, *, keep: tuple[Any, ...]) -> None:
+        """Drop least recently used hosts not in use until count and bytes fit (pool lock held)."""
+        max_hosts = max(1, int(getattr(settings, "LETHE_HOST_POOL_MAX_HOSTS", 4)))
+        max_bytes = int(getattr(settings, "LETHE_HOST_POOL_MAX_BYTES", 4 * 1024**3))
+        for key in list(self._hosts):
+            if len(self._hosts) <= max_hosts and self.nbytes() <= max_bytes:
+                return
+            _, lock, _ = self._hosts[key]
+            if key != keep and not lock.locked():
+                del self._hosts[key]
+                self.evictions += 1
+
+    def nbytes(self) -> int:
+        """Parameter and buffer bytes of the hosts the pool holds now."""
+        return sum(nbytes for _, _, nbytes in self._hosts.values())
+
+    def __len__(self) -> int:
+        return len(self._hosts)
+
+    def holds(self, host: AdapterHost) -> bool:
+        """Whether ``host`` is still in the pool (a cache of ensembles drops those that are not)."""
+        with self._lock:
+            return any(held is host for held, _, _ in self._hosts.values())
 
     def clear(self) -> None:
         with self._lock:
             self._hosts.clear()
 
 
-def _pin_threads() -> None:
-    """Fix torch's thread count in the process that runs models (part of the recipe)."""
+def _pin_threads(device: torch.device) -> None:
+    """Fix torch's thread count (part of the recipe) and, on CUDA, the determinism switches.
+
+    Called before each host is built: both are process-wide and idempotent.
+    """
     import torch
+
+    from unlearning.device import configure_determinism
 
     threads = int(getattr(settings, "LETHE_TORCH_THREADS", 0)) or (os.cpu_count() or 1)
     torch.set_num_threads(threads)
+    configure_determinism(device)
 
 
 hosts = HostPool()

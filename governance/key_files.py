@@ -3,7 +3,9 @@
 The certificate signing key, the audit trail's HMAC key and Django's SECRET_KEY are each a
 file when the environment gives none, so a bare checkout works and all its processes
 agree. Creation is race-free: the first process to publish wins, and the others read its
-key. A deployment on several machines sets the keys in the environment instead.
+key. A deployment on several machines sets the keys in the environment instead, and
+``key_required`` is the one rule that makes it: a shared deployment with DEBUG off refuses
+to make up a key of its own (each machine would make a different one).
 """
 
 from __future__ import annotations
@@ -54,3 +56,35 @@ def key_file_read_or_create(path: Path, *, new_key: str, min_chars: int, hint: s
             f"key file {path} holds {len(key)} characters, fewer than {min_chars}; {hint}"
         )
     return key
+
+
+def keys_must_be_configured() -> bool:
+    """Whether no key may be made up locally: a shared deployment, with DEBUG off.
+
+    ``LETHE_SHARED_DEPLOYMENT`` (set by ``LETHE_ARTIFACTS_S3_BUCKET`` or by itself) says
+    that several machines share one database and store; a key file created on one of them
+    would differ from the others' (certificates signed by several keys, audit MACs that
+    only some processes can check, sessions valid on one web process). DEBUG on is one
+    person trying things, where the embedded key files are what they want.
+    """
+    # Imported here: settings imports secret_key, which imports this module lazily.
+    from django.conf import settings
+
+    return bool(getattr(settings, "LETHE_SHARED_DEPLOYMENT", False)) and not settings.DEBUG
+
+
+def key_required(name: str, *, configured: bool, variables: str) -> None:
+    """Refuse (ImproperlyConfigured) a key that is not configured where it must be.
+
+    Called for every key (signing, audit, SECRET_KEY) at start-up (``GovernanceConfig.ready``)
+    and again before a key file would be created, so no process of a shared deployment
+    ever signs or keys with a key of its own. ``variables`` names what to set.
+    """
+    if configured or not keys_must_be_configured():
+        return
+    raise ImproperlyConfigured(
+        f"{name} is not configured: this is a shared deployment (LETHE_ARTIFACTS_S3_BUCKET "
+        "or LETHE_SHARED_DEPLOYMENT is set) with DEBUG off, where every process on every "
+        f"machine must use the same key. Set {variables}, the same on every machine "
+        "(docs/operations.md, Keys)."
+    )

@@ -24,6 +24,9 @@ audit_read               yes              yes      .            .
 report_read              yes              yes      .            .
 token_manage             yes              yes      yes          yes
 token_manage_all         yes              .        .            .
+webhook_read             yes              yes      yes          .
+webhook_read_all         .                yes      .            .
+webhook_manage           yes              .        yes          .
 =======================  ===============  =======  ===========  ===========
 
 ML engineers see the models they train but no data subjects: lineage and requests name
@@ -35,6 +38,10 @@ without it (integration accounts) an account reaches only the datasets it create
 granted (``dataset_grant``, officers), for writes, reads and lineage alike
 (``governance.selectors.datasets``). Every account manages its own API tokens
 (``token_manage``); ``token_manage_all`` lets officers list and revoke anyone's.
+
+Webhooks too: officers and integration accounts manage their own subscriptions
+(``webhook_manage``, which also lets a recipient confirm an erasure it was sent);
+``webhook_read_all`` lets auditors read every subscription and its deliveries.
 """
 
 from __future__ import annotations
@@ -77,6 +84,9 @@ class Action(StrEnum):
     REPORT_READ = "report_read"
     TOKEN_MANAGE = "token_manage"  # noqa: S105 (an action's name, not a secret)
     TOKEN_MANAGE_ALL = "token_manage_all"  # noqa: S105
+    WEBHOOK_READ = "webhook_read"
+    WEBHOOK_READ_ALL = "webhook_read_all"
+    WEBHOOK_MANAGE = "webhook_manage"
 
 
 class Channel(StrEnum):
@@ -108,6 +118,9 @@ MATRIX: dict[Action, frozenset[Role]] = {
     Action.REPORT_READ: frozenset({_OFFICER, _AUDITOR}),
     Action.TOKEN_MANAGE: frozenset(Role),
     Action.TOKEN_MANAGE_ALL: frozenset({_OFFICER}),
+    Action.WEBHOOK_READ: frozenset({_OFFICER, _AUDITOR, _INTEGRATION}),
+    Action.WEBHOOK_READ_ALL: frozenset({_AUDITOR}),
+    Action.WEBHOOK_MANAGE: frozenset({_OFFICER, _INTEGRATION}),
 }
 
 # Service accounts use the API only.

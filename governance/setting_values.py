@@ -47,3 +47,39 @@ def cache_from_url(url: str | None) -> dict[str, Any]:
         "LOCATION": url,
         "KEY_PREFIX": "lethe",
     }
+
+
+def s3_artifacts_storage(
+    *, bucket: str, endpoint_url: str | None, region: str | None, prefix: str
+) -> dict[str, Any]:
+    """``STORAGES["artifacts"]`` for an S3 bucket (tests point it at their own bucket)."""
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url,
+            "region_name": region,
+            "location": prefix,
+            # Stage files are private and written once under their own key.
+            "default_acl": None,
+            "querystring_auth": False,
+            "file_overwrite": True,
+            # S3-compatible servers (SeaweedFS, MinIO) answer on one host, path-style.
+            "addressing_style": "path" if endpoint_url else None,
+        },
+    }
+
+
+def artifacts_storage(
+    *, bucket: str | None, endpoint_url: str | None, region: str | None, prefix: str
+) -> dict[str, Any]:
+    """``STORAGES["artifacts"]``: the S3 bucket when one is named, else the local folder."""
+    if bucket:
+        return s3_artifacts_storage(
+            bucket=bucket, endpoint_url=endpoint_url, region=region, prefix=prefix
+        )
+    return {
+        "BACKEND": "governance.artifacts.AtomicFileSystemStorage",
+        # No "location": the storage follows ARTIFACT_ROOT (governance/artifacts.py).
+        "OPTIONS": {"allow_overwrite": True},
+    }

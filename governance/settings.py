@@ -17,136 +17,33 @@ Logging and scheduling variables (the others are described where they are read b
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, overload
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import Any
 
-import dj_database_url
 import django_stubs_ext
 from csp.constants import NONE as CSP_NONE
 from csp.constants import SELF as CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from governance.secret_key import secret_key_lazy
-from governance.setting_values import cache_from_url, proxy_ssl_header, throttle_rate
+from governance.setting_database import database_from_url, sqlite_database
+from governance.setting_env import envbool, envint, envpath, envsecret, envstr
+from governance.setting_values import (
+    artifacts_storage,
+    cache_from_url,
+    proxy_ssl_header,
+    throttle_rate,
+)
 
 django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
-
-def _getenv(name: str) -> str | None:
-    # An empty variable counts as unset: CI and compose files often write `NAME=`.
-    value = os.environ.get(name, "").strip()
-    return value or None
-
-
-def envbool(name: str, default: bool) -> bool:
-    raw = _getenv(name)
-    if raw is None:
-        return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    choices = ", ".join(sorted(_TRUE | _FALSE))
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use one of: {choices}")
-
-
-def envint(name: str, default: int) -> int:
-    raw = _getenv(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
-
-
-@overload
-def envstr(name: str, default: str) -> str: ...
-@overload
-def envstr(name: str, default: None) -> str | None: ...
-def envstr(name: str, default: str | None) -> str | None:
-    raw = _getenv(name)
-    return default if raw is None else raw
-
-
-def envsecret(name: str) -> str | None:
-    """Read a secret from ``NAME``, or from the file named by ``NAME_FILE`` (Docker secrets)."""
-    if (value := _getenv(name)) is not None:
-        return value
-    if (filename := _getenv(f"{name}_FILE")) is None:
-        return None
-    try:
-        return Path(filename).read_text(encoding="utf-8").strip() or None
-    except OSError as exc:
-        raise ImproperlyConfigured(f"{name}_FILE={filename!r} cannot be read: {exc}") from None
-
-
-def envpath(name: str, default: Path) -> Path:
-    """A path from the environment; relative paths are taken from the repository root."""
-    raw = _getenv(name)
-    return default if raw is None else BASE_DIR / Path(raw).expanduser()
-
 
 def parse_database_url(url: str) -> dict[str, Any]:
-    """Turn ``postgres://user:password@host:port/name?option=value`` into a DATABASES entry.
-
-    ``sqlite:///relative/path`` (from the repository root) and ``sqlite:////absolute/path``
-    are accepted too. Query parameters (``sslmode=require``, ...) become OPTIONS.
-    dj-database-url parses PostgreSQL URLs; this wrapper keeps to the two backends Lethe
-    is tested on and says what is wrong with a URL it refuses.
-    """
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        options = dict(parse_qsl(parts.query))
-        return _sqlite_database(BASE_DIR / unquote(parts.path[1:]), options)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise ImproperlyConfigured(
-            f"DATABASE_URL scheme {parts.scheme!r} is not supported; use postgres:// or sqlite://"
-        )
-    try:
-        port = parts.port
-    except ValueError:
-        raise ImproperlyConfigured("DATABASE_URL has an invalid port") from None
-    try:
-        database = dj_database_url.parse(
-            url, conn_max_age=envint("CONN_MAX_AGE", 0), conn_health_checks=True
-        )
-    except ValueError as exc:  # dj_database_url.ParseError
-        raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed: {exc}") from None
-    if not database["NAME"]:
-        raise ImproperlyConfigured("DATABASE_URL names no database (postgres://user@host/NAME)")
-    # psycopg 3 is picked up by the postgresql backend; settings keep the port a string.
-    return {**database, "PORT": str(port or ""), "OPTIONS": database.get("OPTIONS", {})}
-
-
-def _sqlite_database(path: Path, options: dict[str, str]) -> dict[str, Any]:
-    # The web process and the background worker share the file: WAL lets readers run
-    # during a write, IMMEDIATE takes the write lock up front so a transaction never
-    # fails half-way on an upgrade, and the timeout waits out the other process.
-    return {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": path,
-        # A file, not memory: integration tests share the test database with a worker.
-        "TEST": {"NAME": str(path.with_name(f"{path.stem}-test{path.suffix}"))},
-        "OPTIONS": {
-            "timeout": 20,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL;",
-            **options,
-        },
-    }
-
-
-def _default_database() -> dict[str, Any]:
-    return _sqlite_database(BASE_DIR / "var" / "lethe.sqlite3", {})
+    """DATABASES["default"] from DATABASE_URL (governance/setting_database.py)."""
+    return database_from_url(url, base_dir=BASE_DIR, conn_max_age=envint("CONN_MAX_AGE", 0))
 
 
 def _split(value: str) -> list[str]:
@@ -284,7 +181,11 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------
 
 _database_url = envsecret("DATABASE_URL")
-DATABASES = {"default": parse_database_url(_database_url) if _database_url else _default_database()}
+DATABASES = {
+    "default": parse_database_url(_database_url)
+    if _database_url
+    else sqlite_database(BASE_DIR / "var" / "lethe.sqlite3", {})
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -315,6 +216,38 @@ STATIC_ROOT = envpath("STATIC_ROOT", BASE_DIR / "var" / "static")
 WHITENOISE_USE_FINDERS = True
 # Trained stages, manifests and certificates; the engine creates folders as it writes.
 ARTIFACT_ROOT = envpath("ARTIFACT_ROOT", BASE_DIR / "var" / "artifacts")
+
+# Stage files live in STORAGES["artifacts"] under object keys (governance/artifacts.py):
+# a local folder (ARTIFACT_ROOT) by default, one machine; an S3-compatible bucket shared by
+# every machine of a deployment when LETHE_ARTIFACTS_S3_BUCKET is set. AWS_ACCESS_KEY_ID
+# and AWS_SECRET_ACCESS_KEY come from the environment as boto3 reads them.
+LETHE_ARTIFACTS_S3_BUCKET = envstr("LETHE_ARTIFACTS_S3_BUCKET", None)
+LETHE_ARTIFACTS_S3_ENDPOINT_URL = envstr("LETHE_ARTIFACTS_S3_ENDPOINT_URL", None)
+LETHE_ARTIFACTS_S3_PREFIX = envstr("LETHE_ARTIFACTS_S3_PREFIX", "").strip("/")
+LETHE_ARTIFACTS_S3_REGION = envstr("LETHE_ARTIFACTS_S3_REGION", None)
+# Many machines share this deployment's state: every key (signing, audit, SECRET_KEY) must
+# then come from configuration, never from a file one machine creates for itself.
+LETHE_SHARED_DEPLOYMENT = bool(LETHE_ARTIFACTS_S3_BUCKET) or envbool(
+    "LETHE_SHARED_DEPLOYMENT", default=False
+)
+# Each process's read-through cache of stage files (bounded, least recently used first out);
+# used when the store is remote. 0 turns it off.
+LETHE_ARTIFACT_CACHE_DIR = envpath(
+    "LETHE_ARTIFACT_CACHE_DIR", BASE_DIR / "var" / "cache" / "stages"
+)
+LETHE_ARTIFACT_CACHE_MAX_BYTES = envint("LETHE_ARTIFACT_CACHE_MAX_BYTES", 2 * 1024**3)
+
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "artifacts": artifacts_storage(
+        bucket=LETHE_ARTIFACTS_S3_BUCKET,
+        endpoint_url=LETHE_ARTIFACTS_S3_ENDPOINT_URL,
+        region=LETHE_ARTIFACTS_S3_REGION,
+        prefix=LETHE_ARTIFACTS_S3_PREFIX,
+    ),
+}
 
 # --- REST API -------------------------------------------------------------------------
 
@@ -418,8 +351,13 @@ LETHE_ERASURE_STUCK_SECONDS = envint("LETHE_ERASURE_STUCK_SECONDS", 120)
 # Four eyes: an officer may not approve a request they filed themselves; another officer
 # must (ErasureRequest.approval_refusal). Off by default: a one-officer team could not work.
 LETHE_FOUR_EYES = envbool("LETHE_FOUR_EYES", default=False)
-# Ed25519 key that signs deletion certificates; created (mode 0600) on first use. In
-# production mount it from a secret store and back it up: certificates name its key id.
+# Ed25519 key that signs deletion certificates (governance/certificates/signing.py): the
+# PEM text in LETHE_SIGNING_KEY, else the PEM file LETHE_SIGNING_KEY_FILE names (never
+# created by Lethe), the same on every machine; else (embedded default only) a file
+# created (mode 0600) at LETHE_SIGNING_KEY_PATH on first use. Back it up: certificates
+# name its key id.
+LETHE_SIGNING_KEY = envstr("LETHE_SIGNING_KEY", None)
+LETHE_SIGNING_KEY_FILE = envstr("LETHE_SIGNING_KEY_FILE", None)
 LETHE_SIGNING_KEY_PATH = envpath(
     "LETHE_SIGNING_KEY_PATH", BASE_DIR / "var" / "keys" / "signing-ed25519.pem"
 )
@@ -433,8 +371,21 @@ LETHE_AUDIT_CHECKPOINT_INTERVAL_S = envint("LETHE_AUDIT_CHECKPOINT_INTERVAL_S", 
 LETHE_MODEL_ROOT = envpath("LETHE_MODEL_ROOT", BASE_DIR / "var" / "models")
 # Threads for torch in processes that train or serve; 0 means one per core.
 LETHE_TORCH_THREADS = envint("LETHE_TORCH_THREADS", 0)
+# Where hosts train and serve: auto (CUDA if any), cpu, cuda, cuda:N (worker --device sets it).
+LETHE_DEVICE = envstr("LETHE_DEVICE", "auto")
+# Loaded hosts per process, least recently used out (never one in use): by count and bytes.
+LETHE_HOST_POOL_MAX_HOSTS = max(1, envint("LETHE_HOST_POOL_MAX_HOSTS", 4))
+LETHE_HOST_POOL_MAX_BYTES = envint("LETHE_HOST_POOL_MAX_BYTES", 4 * 1024**3)
 # Beat: how often schedule_retraining looks for shards serving below their threshold.
 LETHE_RETRAIN_INTERVAL_S = envint("LETHE_RETRAIN_INTERVAL_S", 3600)
+# Webhooks (docs/webhooks.md): hosts allowed over http and at private addresses; attempt
+# timeout; disabled after failing this long; reminders to confirm an erasure (Art. 19).
+LETHE_WEBHOOK_ALLOWED_HOSTS = _split(envstr("LETHE_WEBHOOK_ALLOWED_HOSTS", ""))
+LETHE_WEBHOOK_TIMEOUT_S = envint("LETHE_WEBHOOK_TIMEOUT_S", 10)
+LETHE_WEBHOOK_DISABLE_AFTER_S = envint("LETHE_WEBHOOK_DISABLE_AFTER_S", 3 * 86400)
+LETHE_CONFIRMATION_REMINDER_S = envint("LETHE_CONFIRMATION_REMINDER_S", 86400)
+LETHE_OPENLINEAGE_URL = envstr("LETHE_OPENLINEAGE_URL", None)  # docs/openlineage.md
+LETHE_OPENLINEAGE_NAMESPACE = envstr("LETHE_OPENLINEAGE_NAMESPACE", None)
 
 # --- Logging ----------------------------------------------------------------------------
 

@@ -32,7 +32,9 @@ from governance.services.logins import login_failure_record, login_lockout_recor
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _READ_SIZE = 64 * 1024
 # Public documents a cache may keep: they name no subject and hold no certificate.
-CACHEABLE_URL_NAMES = frozenset({"api-schema", "api-certificate-public-key"})
+CACHEABLE_URL_NAMES = frozenset(
+    {"api-schema", "api-certificate-public-key", "api-certificate-public-keys"}
+)
 
 
 # --- chunked request bodies -------------------------------------------------------------

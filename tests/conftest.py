@@ -17,6 +17,27 @@ def pytest_configure(config):
     local_folders_create()
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (SeaweedFS) for the session, or the one
+    LETHE_TEST_S3_ENDPOINT_URL names (tests/s3.py)."""
+    from tests.s3 import s3_server_running
+
+    with s3_server_running() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_artifacts(request, settings, s3_server, tmp_path):
+    """STORAGES["artifacts"] on a fresh prefix of the versioned test bucket (parametrize
+    indirectly with "plain" for the unversioned one) and a per-test stage cache folder."""
+    from tests.s3 import artifacts_on_s3
+
+    versioned = getattr(request, "param", "versioned") == "versioned"
+    with artifacts_on_s3(settings, s3_server, tmp_path, versioned=versioned) as place:
+        yield place
+
+
 @pytest.fixture(autouse=True)
 def _fresh_predictor_cache():
     """Each test starts with no loaded ensembles (the cache is per process)."""

@@ -8,6 +8,10 @@ whose tensors differ, so a hot switch costs milliseconds and never reloads the b
 
 LoRA is never merged into the base weights: merging is not bit-exact and would make the
 adapters inseparable, and separability is what lets a deletion simply drop groups.
+
+The host lives on one device (``unlearning.device``): the whole model is moved there once,
+stages are copied in from CPU tensors and ``stage_tensors`` hands back CPU copies, so a
+stage artifact never depends on where it was trained or is served.
 """
 
 from __future__ import annotations
@@ -52,10 +56,20 @@ class AdapterHost:
         base: the frozen task model from ``backbones.build_base``.
         num_groups: L, the number of layer groups (= slices per shard).
         lora: LoRA hyperparameters.
+        device: where the model lives; None keeps it where ``base`` is (the CPU, as built).
     """
 
-    def __init__(self, base: nn.Module, *, num_groups: int, lora: LoraSettings) -> None:
+    def __init__(
+        self,
+        base: nn.Module,
+        *,
+        num_groups: int,
+        lora: LoraSettings,
+        device: torch.device | str | None = None,
+    ) -> None:
         from peft import LoraConfig, get_peft_model
+
+        from unlearning.device import resolve_device
 
         self.anatomy: Anatomy = inspect_model(base)
         self.groups = layer_groups(self.anatomy.num_blocks, num_groups)
@@ -71,8 +85,13 @@ class AdapterHost:
         )
         # peft draws LoRA-A init from the global RNG; keep that from leaking into callers.
         # The values are irrelevant: every stage re-initialises its own group from a seed.
-        with torch.random.fork_rng(devices=[]):
+        here = next(base.parameters()).device
+        cuda = [here.index or 0] if here.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
             self.model = get_peft_model(base, config)
+        self.device = here if device is None else resolve_device(device)
+        if self.device != here:
+            self.model.to(self.device)
         self._params = dict(self.model.named_parameters())
         self._group_of_block = {b: g for g, blocks in enumerate(self.groups, 1) for b in blocks}
         self.group_param_names = {g: self._names_in_group(g) for g in range(1, num_groups + 1)}
@@ -126,9 +145,9 @@ class AdapterHost:
         self.depth = depth
 
     def stage_tensors(self, group: int) -> dict[str, torch.Tensor]:
-        """Copies of one group's LoRA tensors and the current head: a stage's content."""
+        """CPU copies of one group's LoRA tensors and the current head: a stage's content."""
         names = [*self.group_param_names[group], *self.head_param_names]
-        return {n: self._params[n].detach().clone().contiguous() for n in names}
+        return {n: _cpu_copy(self._params[n]) for n in names}
 
     def activate(self, stages: Sequence[StageArtifact]) -> None:
         """Serve the prefix model made of ``stages`` (stage j fills group j; head of the last).
@@ -181,6 +200,13 @@ class AdapterHost:
         """Record that the host now holds ``stage`` in its group and head."""
         self._loaded[stage.key.position] = stage.digest
         self._loaded[0] = stage.digest
+
+
+def _cpu_copy(param: torch.Tensor) -> torch.Tensor:
+    """A detached, contiguous CPU copy (``.cpu()`` copies from a GPU, ``clone`` on the CPU)."""
+    tensor = param.detach()
+    copy = tensor.clone() if tensor.device.type == "cpu" else tensor.cpu()
+    return copy.contiguous()
 
 
 def _check_chain(stages: Sequence[StageArtifact], num_groups: int) -> None:

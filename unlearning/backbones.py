@@ -137,15 +137,20 @@ def load_tokenizer(name: str) -> Any:
     return AutoTokenizer.from_pretrained(str(path))
 
 
-def build_base(name: str, num_labels: int) -> nn.Module:
+def build_base(
+    name: str, num_labels: int, *, device: torch.device | str | None = None
+) -> nn.Module:
     """Build the frozen base classifier; identical weights in every process.
 
     The head is initialised here from a fixed seed too, but training re-initialises it
     per sequence from its own seeded generator, so this value never reaches a stage.
+    Weights are always made on the CPU (its generator, under ``fork_rng``) and only then
+    moved, so a base on a GPU holds the very same bits as one on the CPU.
 
     Args:
         name: backbone name or local checkpoint path.
         num_labels: number of classes of the head.
+        device: where to put the model (``unlearning.device`` spec); None: the CPU.
 
     Returns:
         The task model in eval mode.
@@ -175,6 +180,10 @@ def build_base(name: str, num_labels: int) -> nn.Module:
             config = AutoConfig.from_pretrained(str(path), num_labels=num_labels)
             model = AutoModelForSequenceClassification.from_pretrained(str(path), config=config)
     model.eval()
+    if device is not None:
+        from unlearning.device import resolve_device
+
+        model.to(resolve_device(device))
     return model  # type: ignore[no-any-return]
 
 

@@ -111,6 +111,8 @@ class Ensemble:
         choices: the serving choice per shard (from ``serving_choices``).
         cache: where stage artifacts come from.
         collate: batch builder for the payloads.
+        precision: autocast precision of the forward pass (``unlearning.device``); fp32
+            by default, the bits the stages were evaluated with on the CPU.
     """
 
     def __init__(
@@ -119,29 +121,40 @@ class Ensemble:
         choices: Sequence[ShardChoice],
         cache: StageCache,
         collate: Collator,
+        precision: str = "fp32",
     ) -> None:
+        from unlearning.device import check_precision
+
         self.host = host
         self.choices = [c for c in choices if c.depth > 0]
         self.cache = cache
         self.collate = collate
+        self.precision = check_precision(precision, host.device)
 
     def predict_proba(self, payloads: Sequence[str | torch.Tensor]) -> torch.Tensor:
         """Mean class probabilities over serving shards, shape [len(payloads), num_labels].
 
+        Computed on the host's device; returned on the CPU (fp32).
+
         Raises:
             NoServingShardError: when no shard can serve.
         """
+        from unlearning.device import autocast, to_device
+
         if not self.choices:
             raise NoServingShardError("no shard has a clean prefix; the model must be retrained")
-        inputs = self.collate([Example(f"input-{i}", 0, p) for i, p in enumerate(payloads)])
+        batch = self.collate([Example(f"input-{i}", 0, p) for i, p in enumerate(payloads)])
+        inputs = to_device(batch, self.host.device)
         total: torch.Tensor | None = None
         with torch.inference_mode():
             for choice in self.choices:
                 self.host.activate([self.cache.get(k) for k in choice.stages])
-                probs = self.host.model(**inputs).logits.softmax(dim=-1)
+                with autocast(self.host.device, self.precision):
+                    logits = self.host.model(**inputs).logits
+                probs = logits.float().softmax(dim=-1)
                 total = probs if total is None else total + probs
         assert total is not None
-        return total / len(self.choices)
+        return (total / len(self.choices)).cpu()
 
     def predict(self, payloads: Sequence[str | torch.Tensor]) -> list[int]:
         """The most probable class index per input."""

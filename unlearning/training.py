@@ -10,6 +10,10 @@ dropout, LoRA-A init and, at stage 1, the head init. A stage is a pure function 
 prefix's records, its parent stages and that seed, which is what makes three things exact:
 sequences sharing a prefix share its stages (trained once), a sequence resumes from any
 finished stage, and a replay from lineage in another process reproduces the tensors.
+
+Exactness holds per device kind and precision (``unlearning.device``): init and data order
+come from CPU generators on every device, dropout from the device's, seeded per stage; on
+the CPU at fp32 every operation is exactly what it was before devices.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearning import device
 from unlearning.artifacts import LocalArtifactStore, StageArtifact, StageKey
 from unlearning.assembly import AdapterHost
 from unlearning.data import Collator, Example, lineage_digest
@@ -42,6 +47,8 @@ class TrainSettings:
         batch_size: examples per step; batches are padded to their longest member.
         weight_decay: AdamW weight decay (only ever applied to this stage's tensors).
         max_length: truncation length in tokens.
+        precision: ``fp32`` (no autocast), ``bf16`` or ``fp16`` (CUDA only) autocast of
+            the forward pass; master weights and stage tensors stay fp32 either way.
     """
 
     epochs: int = 2
@@ -49,6 +56,7 @@ class TrainSettings:
     batch_size: int = 32
     weight_decay: float = 0.0
     max_length: int = 128
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "max_length"):
@@ -56,6 +64,8 @@ class TrainSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
 
 
 def stage_seed(model_seed: int, key: StageKey, purpose: str) -> int:
@@ -76,7 +86,7 @@ def _init_group(host: AdapterHost, group: int, seed: int) -> None:
                 param.zero_()
             else:
                 g = torch.Generator().manual_seed(seed ^ _name_hash(name))
-                nn.init.kaiming_uniform_(param, a=math.sqrt(5), generator=g)
+                device.fill_from_cpu(param, nn.init.kaiming_uniform_, a=math.sqrt(5), generator=g)
 
 
 def _init_head(host: AdapterHost, seed: int, std: float = 0.02) -> None:
@@ -84,7 +94,7 @@ def _init_head(host: AdapterHost, seed: int, std: float = 0.02) -> None:
         for name, param in host.head_parameters():
             if param.dim() >= 2:
                 g = torch.Generator().manual_seed(seed ^ _name_hash(name))
-                param.normal_(0.0, std, generator=g)
+                device.fill_from_cpu(param, torch.Tensor.normal_, mean=0.0, std=std, generator=g)
             else:
                 param.zero_()
 
@@ -123,6 +133,8 @@ def train_stage(
         raise ValueError(f"stage {key.slug()} needs {key.position - 1} parent stages")
     if not examples:
         raise ValueError(f"stage {key.slug()}: no training examples")
+    device.check_precision(settings.precision, host.device)
+    device.configure_determinism(host.device)
     group = key.position
     started = time.perf_counter()
     host.activate(parents)
@@ -170,22 +182,23 @@ def _optimise(
     optimizer = torch.optim.AdamW(
         trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
-    order = torch.Generator().manual_seed(stage_seed(model_seed, key, "order"))
-    labels = torch.tensor([e.label for e in examples])
+    order = torch.Generator().manual_seed(stage_seed(model_seed, key, "order"))  # on the CPU
+    where = trainable[0].device
+    labels = torch.tensor([e.label for e in examples]).to(where)
+    scaler = device.grad_scaler(where, settings.precision)
     losses: list[float] = []
     model.train()
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(stage_seed(model_seed, key, "dropout"))
+        with device.seeded(where, stage_seed(model_seed, key, "dropout")):
             for _ in range(settings.epochs):
                 permutation = torch.randperm(len(examples), generator=order)
                 for batch in permutation.split(settings.batch_size):  # type: ignore[no-untyped-call]
-                    inputs = collate([examples[i] for i in batch.tolist()])
-                    logits = model(**inputs).logits  # [batch, num_labels]
-                    loss = F.cross_entropy(logits, labels[batch])
+                    inputs = device.to_device(collate([examples[i] for i in batch.tolist()]), where)
+                    with device.autocast(where, settings.precision):
+                        logits = model(**inputs).logits  # [batch, num_labels]
+                    loss = F.cross_entropy(logits.float(), labels[batch.to(where)])  # fp32 loss
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    optimizer.step()
+                    device.backward_step(loss, optimizer, scaler)
                     losses.append(float(loss.detach()))
                     if on_step is not None:
                         on_step(len(losses), losses[-1])
@@ -202,7 +215,7 @@ def _stage_recipe(
     model_seed: int,
 ) -> dict[str, object]:
     return {
-        "runtime": runtime_recipe(),
+        "runtime": runtime_recipe(host.device),
         "settings": asdict(settings),
         "lora": asdict(host.lora),
         "model_seed": model_seed,

@@ -1,7 +1,9 @@
-"""Deletion certificates: a request's signed certificate, the public key, verification.
+"""Deletion certificates: a request's signed certificate, the public keys, verification.
 
 The certificate is served exactly as stored: its signature covers the body's canonical
-bytes, so the API never re-renders it (docs/certificates.md). The public key is public.
+bytes, so the API never re-renders it (docs/certificates.md). The public keys are public:
+the current one, and every key that ever signed here, so certificates issued before a key
+rotation still verify.
 """
 
 from __future__ import annotations
@@ -183,6 +185,33 @@ class PublicKeyApi(APIView):
         return Response(self.OutputSerializer(public_key_info()).data)
 
 
+class PublicKeyListApi(APIView):
+    """Every Ed25519 public key that ever signed here, oldest first (public by design).
+
+    A certificate names its key in ``signature.key_id``; after a rotation the old keys stay
+    listed, so certificates they signed still verify. ``current`` marks the key that signs
+    now (listed even before its first signature).
+    """
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    class OutputSerializer(PublicKeyApi.OutputSerializer):
+        class Meta:
+            ref_name = "PublicKeyListed"
+
+        first_used_at = serializers.DateTimeField(
+            allow_null=True, help_text="When it first signed; null if it has not yet."
+        )
+        current = serializers.BooleanField(help_text="The key this server signs with now.")
+
+    @extend_schema(responses={200: OutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        from governance.certificates.keys import public_keys
+
+        return Response(self.OutputSerializer(public_keys(), many=True).data)
+
+
 class ClaimCheckSerializer(serializers.Serializer[Any]):
     class Meta:
         ref_name = "CertificateClaimCheck"
@@ -202,7 +231,11 @@ class SignatureCheckSerializer(serializers.Serializer[Any]):
 
 
 class CertificateVerifyApi(APIView):
-    """Check a certificate someone holds: its signature, and its claims against lineage."""
+    """Check a certificate someone holds: its signature, and its claims against lineage.
+
+    The signature is checked with the key it names: the current one or one that signed
+    here before a rotation; an unknown key id fails with that reason.
+    """
 
     permission_classes = (allowed(Action.ERASURE_READ),)
 
@@ -222,9 +255,9 @@ class CertificateVerifyApi(APIView):
     )
     def post(self, request: Request) -> Response:
         from governance.certificates.claims import certificate_claims_check
-        from governance.certificates.signing import certificate_verify
+        from governance.certificates.keys import certificate_verify_stored
 
-        signature = certificate_verify(request.data)
+        signature = certificate_verify_stored(request.data)
         claims = certificate_claims_check(request.data) if signature.ok else []
         body = {
             "ok": signature.ok and all(c["ok"] for c in claims),

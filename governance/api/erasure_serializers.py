@@ -15,6 +15,7 @@ from rest_framework import serializers
 from rest_framework.utils.serializer_helpers import ReturnDict
 
 from governance.api.common import NamedChoiceField
+from governance.api.confirmations import ConfirmationsSerializer, confirmations_fields
 from governance.models import ErasureEvent, ErasureRequest
 
 
@@ -114,7 +115,9 @@ class ErasureRequestSerializer(serializers.Serializer[Any]):
     due_at = serializers.DateTimeField(help_text="Received + one month (GDPR Art. 12(3)).")
     extended_due_at = serializers.DateTimeField(allow_null=True)
     deadline = serializers.DateTimeField(help_text="The deadline in force.")
-    overdue = serializers.BooleanField(help_text="Open and past its deadline.")
+    overdue = serializers.BooleanField(
+        help_text="Past its deadline: open, or a recipient's confirmation outstanding."
+    )
     filed_by = serializers.CharField(allow_null=True)
     approved_by = serializers.CharField(allow_null=True)
     approved_at = serializers.DateTimeField(allow_null=True)
@@ -133,6 +136,7 @@ class ErasureRequestDetailSerializer(ErasureRequestSerializer):
     error = serializers.CharField(allow_null=True, help_text="Why execution last failed.")
     impact = ImpactField(help_text="Impact preview, as last computed.")
     history = ErasureEventSerializer(many=True)
+    confirmations = ConfirmationsSerializer(help_text="Recipients' confirmations (Art. 19).")
 
 
 class ErasureRequestPageSerializer(serializers.Serializer[Any]):
@@ -176,6 +180,7 @@ def request_fields(req: ErasureRequest, *, now: datetime, detail: bool = True) -
             "error": req.error or None,
             "impact": req.impact,
             "history": [_event(e) for e in req.events.all()],
+            "confirmations": confirmations_fields(req),
         }
     return body
 

@@ -35,6 +35,7 @@ class ModelPlanSerializer(serializers.Serializer[Any]):
     slices = serializers.IntegerField()
     sequences = serializers.IntegerField(help_text="Sequences per shard (the budget B).")
     sequence_policy = serializers.ChoiceField(choices=UnlearningModel.Policy.values)
+    precision = serializers.ChoiceField(choices=UnlearningModel.Precision.values)
 
 
 class ModelProgressSerializer(serializers.Serializer[Any]):
@@ -92,6 +93,7 @@ def model_body(model: UnlearningModel) -> dict[str, Any]:
             "slices": model.num_slices,
             "sequences": model.budget,
             "sequence_policy": model.sequence_policy,
+            "precision": model.precision,
         },
         "progress": None if job is None else _progress(job),
         "manifest_version": detail["manifest_version"],
@@ -137,6 +139,11 @@ class ModelCreateApi(APIView):
         epochs = serializers.IntegerField(min_value=1, max_value=100, default=2)
         learning_rate = serializers.FloatField(min_value=1e-7, max_value=1.0, default=1e-3)
         batch_size = serializers.IntegerField(min_value=1, max_value=1024, default=32)
+        precision = serializers.ChoiceField(
+            choices=UnlearningModel.Precision.values,
+            default="fp32",
+            help_text="Training arithmetic: fp32, or bf16/fp16 autocast (fp16 needs CUDA).",
+        )
         seed = serializers.IntegerField(min_value=0, max_value=2**62, default=0)
         retrain_threshold = serializers.IntegerField(min_value=1, default=1)
         slice_priors = serializers.ListField(

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView
 from governance.api import (
     audit,
     certificates,
+    confirmations,
     datasets,
     erasure,
     health,
@@ -16,6 +17,7 @@ from governance.api import (
     records,
     reports,
     tokens,
+    webhooks,
 )
 
 # An officer's decisions on a request: (path segment, view, URL name).
@@ -72,9 +74,41 @@ urlpatterns = [
         name="api-erasure-certificate",
     ),
     path(
+        "erasure-requests/<int:request_id>/confirmations/",
+        confirmations.ErasureConfirmationApi.as_view(),
+        name="api-erasure-confirmations",
+    ),
+    path("webhooks/", webhooks.WebhookListCreateApi.as_view(), name="api-webhooks"),
+    path("webhooks/<int:webhook_id>/", webhooks.WebhookDetailApi.as_view(), name="api-webhook"),
+    path(
+        "webhooks/<int:webhook_id>/rotate-secret/",
+        webhooks.WebhookRotateSecretApi.as_view(),
+        name="api-webhook-rotate",
+    ),
+    path(
+        "webhooks/<int:webhook_id>/test/",
+        webhooks.WebhookTestApi.as_view(),
+        name="api-webhook-test",
+    ),
+    path(
+        "webhooks/<int:webhook_id>/deliveries/",
+        webhooks.WebhookDeliveryListApi.as_view(),
+        name="api-webhook-deliveries",
+    ),
+    path(
+        "webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver/",
+        webhooks.WebhookRedeliverApi.as_view(),
+        name="api-webhook-redeliver",
+    ),
+    path(
         "certificates/public-key/",
         certificates.PublicKeyApi.as_view(),
         name="api-certificate-public-key",
+    ),
+    path(
+        "certificates/public-keys/",
+        certificates.PublicKeyListApi.as_view(),
+        name="api-certificate-public-keys",
     ),
     path(
         "certificates/verify/",

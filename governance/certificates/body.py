@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from governance import engine
-from governance.certificates.signing import signer_key_id
+from governance.certificates.keys import signing_key_register
 from governance.models import AuditEvent, ErasureRequest, Stage, UnlearningModel
 
 CERTIFICATE_TYPE = "lethe.erasure-certificate/v1"
@@ -45,7 +45,9 @@ def certificate_body(*, request: ErasureRequest, issued_at: datetime) -> dict[st
         "issued_at": _iso(issued_at),
         "audit_chain_head": {"seq": head.seq, "hash": head.hash} if head else None,
         "issuer": "Lethe",
-        "signing_key_id": signer_key_id(),
+        # The signer is registered as it is named, in this transaction: rotation keeps
+        # this certificate verifiable (governance.certificates.keys).
+        "signing_key_id": signing_key_register(),
     }
 
 

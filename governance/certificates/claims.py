@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from governance import engine
+from governance.artifacts import stage_bytes_exist
 from governance.models import (
     AuditEvent,
     DeletionCertificate,
@@ -141,7 +141,8 @@ def _model_claims(claim: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _stages_alive(model: UnlearningModel, listed: list[Any]) -> list[Any]:
-    """Ids of the listed stages that are not destroyed (or retired) or still have bytes."""
+    """Ids of the listed stages that are not destroyed (or retired) or still have bytes in
+    the artifact store."""
     ids = [d.get("id") for d in listed]
     stages = {s.pk: s for s in Stage.objects.filter(pk__in=ids).select_related("shard")}
     alive = []
@@ -150,8 +151,9 @@ def _stages_alive(model: UnlearningModel, listed: list[Any]) -> list[Any]:
         if stage is None or stage.state not in GONE_STATES:
             alive.append(d.get("id"))
             continue
-        path = engine.artifact_store(model, stage.shard.generation).path(engine.stage_key(stage))
-        if path.exists():
+        # Asked of the store every process shares (a HEAD, a listing of the stage's objects
+        # and of a versioned bucket's versions), never of a folder on this machine.
+        if stage_bytes_exist(stage):
             alive.append(stage.pk)
     return alive
 

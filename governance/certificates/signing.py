@@ -7,7 +7,11 @@ with any JSON library that sorts keys, so a third party checks a certificate wit
 published public key and standard tools (``openssl pkeyutl``), without trusting this server
 (docs/certificates.md).
 
-The signing key lives in a PEM file (``LETHE_SIGNING_KEY_PATH``) created on first use.
+The signing key comes from configuration that every process shares: ``LETHE_SIGNING_KEY``
+(the PEM text) or ``LETHE_SIGNING_KEY_FILE`` (a PEM file the operator provides), in that
+order. Without either, the embedded default keeps a PEM file (``LETHE_SIGNING_KEY_PATH``)
+created on first use, which a shared deployment refuses (``governance.key_files``).
+Keys that signed before a rotation stay verifiable through ``governance.certificates.keys``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from governance.canonical import canonical_bytes
-from governance.key_files import publish_exclusively
+from governance.key_files import key_required, publish_exclusively
 
 ALGORITHM = "Ed25519"
 KEY_ID_PREFIX = "ed25519:"
@@ -39,7 +43,10 @@ SIGNATURE_KEYS = frozenset({"algorithm", "key_id", "value"})
 
 
 class SigningKeyError(ImproperlyConfigured):
-    """The signing key file exists but does not hold a usable Ed25519 private key."""
+    """The configured key, or the key file, does not hold a usable Ed25519 private key."""
+
+
+SIGNING_KEY_VARIABLES = "LETHE_SIGNING_KEY (PEM text) or LETHE_SIGNING_KEY_FILE (a PEM file)"
 
 
 # --- Signing key ------------------------------------------------------------------------
@@ -55,19 +62,43 @@ def signing_key_path() -> Path:
 
 
 def signing_key() -> Ed25519PrivateKey:
-    """This server's Ed25519 signing key, created on first use and cached per path.
+    """This server's Ed25519 signing key, from configuration or the key file; cached.
 
-    Every process of a deployment must sign with the same key, so the key is a file rather
-    than per-process state; creating it on first use keeps a bare checkout working.
+    Every process of a deployment must sign with the same key, so the key is configuration
+    (``LETHE_SIGNING_KEY``, then ``LETHE_SIGNING_KEY_FILE``) rather than per-process state;
+    without it, a file created on first use keeps a bare checkout working. Cached per
+    source, so changing the setting (a rotation, a test) is seen at once.
     """
-    path = signing_key_path()
-    cache_key = str(path)
+    pem, file = _configured()
+    if pem is not None:
+        cache_key = "env:" + hashlib.sha256(pem.encode("utf-8")).hexdigest()
+    elif file is not None:
+        cache_key = f"file:{file}"
+    else:
+        _unconfigured_allowed()
+        cache_key = f"path:{signing_key_path()}"
     with _signing_keys_lock:
         key = _signing_keys.get(cache_key)
         if key is None:
-            key = _signing_key_load_or_create(path)
+            key = _signing_key_load(pem, file)
             _signing_keys[cache_key] = key
         return key
+
+
+def signing_key_configured() -> bool:
+    """Whether the key comes from configuration (not the auto-created file)."""
+    return _configured() != (None, None)
+
+
+def signing_key_check() -> None:
+    """Start-up check: a configured key must parse; an unconfigured one must be allowed.
+
+    Creates nothing: the embedded key file still appears only when something first signs.
+    """
+    if signing_key_configured():
+        signing_key()
+    else:
+        _unconfigured_allowed()
 
 
 def signing_key_cache_clear() -> None:
@@ -76,9 +107,46 @@ def signing_key_cache_clear() -> None:
         _signing_keys.clear()
 
 
+def _unconfigured_allowed() -> None:
+    """The one rule for every key (``key_required``): no key file in a shared deployment."""
+    key_required("the certificate signing key", configured=False, variables=SIGNING_KEY_VARIABLES)
+
+
+def _configured() -> tuple[str | None, Path | None]:
+    """``(LETHE_SIGNING_KEY, LETHE_SIGNING_KEY_FILE)`` as set; blank counts as unset."""
+    pem = getattr(settings, "LETHE_SIGNING_KEY", None) or None
+    file = getattr(settings, "LETHE_SIGNING_KEY_FILE", None) or None
+    return (str(pem) if pem else None), (Path(file) if file else None)
+
+
+def _signing_key_load(pem: str | None, file: Path | None) -> Ed25519PrivateKey:
+    """The key from the first source that is set: the PEM text, the PEM file, the key file."""
+    if pem is not None:
+        # One-line env files (docker --env-file, systemd) cannot hold newlines: accept "\n".
+        text = pem.replace("\\n", "\n") if "\n" not in pem else pem
+        return _signing_key_parse("LETHE_SIGNING_KEY", text.encode("utf-8"), hint=_CONFIGURED_HINT)
+    if file is not None:
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise SigningKeyError(
+                f"LETHE_SIGNING_KEY_FILE={str(file)!r} cannot be read ({exc.strerror}); "
+                "Lethe never creates this file: provide the PEM there, the same on every "
+                "machine"
+            ) from None
+        return _signing_key_parse(f"LETHE_SIGNING_KEY_FILE {file}", data, hint=_CONFIGURED_HINT)
+    return _signing_key_load_or_create(signing_key_path())
+
+
+_CONFIGURED_HINT = (
+    "give an unencrypted PKCS#8 PEM Ed25519 private key (`openssl genpkey -algorithm ed25519`)"
+)
+_FILE_HINT = "restore it from backup, or move it away to create a new key"
+
+
 def _signing_key_load_or_create(path: Path) -> Ed25519PrivateKey:
     try:
-        return _signing_key_parse(path, path.read_bytes())
+        return _signing_key_parse(f"signing key file {path}", path.read_bytes(), hint=_FILE_HINT)
     except FileNotFoundError:
         pass
     key = Ed25519PrivateKey.generate()
@@ -90,21 +158,19 @@ def _signing_key_load_or_create(path: Path) -> Ed25519PrivateKey:
     if publish_exclusively(path, pem):
         return key
     # Another process created the key first: everyone signs with the winner's key.
-    return _signing_key_parse(path, path.read_bytes())
+    return _signing_key_parse(f"signing key file {path}", path.read_bytes(), hint=_FILE_HINT)
 
 
-def _signing_key_parse(path: Path, data: bytes) -> Ed25519PrivateKey:
+def _signing_key_parse(source: str, data: bytes, *, hint: str) -> Ed25519PrivateKey:
+    """The Ed25519 key in ``data``; SigningKeyError naming ``source`` (never the key) if not."""
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise SigningKeyError(
-            f"signing key file {path} is not an unencrypted PEM private key ({exc}); "
-            "restore it from backup, or move it away to create a new key"
+            f"{source} is not an unencrypted PEM private key ({exc}); {hint}"
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyError(
-            f"signing key file {path} holds a {type(key).__name__}, not an Ed25519 key"
-        )
+        raise SigningKeyError(f"{source} holds a {type(key).__name__}, not an Ed25519 key; {hint}")
     return key
 
 
@@ -116,7 +182,11 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
 def public_key_info() -> dict[str, str]:
     """What the public-key endpoint serves: enough for any tool to verify a certificate."""
-    public_key = signing_key().public_key()
+    return public_key_describe(signing_key().public_key())
+
+
+def public_key_describe(public_key: Ed25519PublicKey) -> dict[str, str]:
+    """``key_id``, ``algorithm``, ``public_key_pem`` and ``public_key_raw`` of one key."""
     pem = public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -188,7 +258,7 @@ def certificate_verify(
     if public_key_pem is None:
         public_key = signing_key().public_key()
     else:
-        loaded = _public_key_load(public_key_pem)
+        loaded = public_key_load(public_key_pem)
         if isinstance(loaded, str):
             return SignatureCheck(ok=False, key_id="", reason=loaded)
         public_key = loaded
@@ -197,7 +267,7 @@ def certificate_verify(
     return SignatureCheck(ok=not reason, key_id=verifier, reason=reason)
 
 
-def _public_key_load(pem: str | bytes) -> Ed25519PublicKey | str:
+def public_key_load(pem: str | bytes) -> Ed25519PublicKey | str:
     """The Ed25519 public key in ``pem``, or a reason why there is none."""
     try:
         data = pem.encode("utf-8") if isinstance(pem, str) else bytes(pem)

@@ -11,6 +11,7 @@ from governance.models.erasure import (
     ErasureEvent,
     ErasureRequest,
     ErasureRequestQuerySet,
+    SigningKey,
 )
 from governance.models.training import (
     Sequence,
@@ -23,6 +24,12 @@ from governance.models.training import (
     TrainingTask,
     UnlearningModel,
 )
+from governance.models.webhooks import (
+    ErasureConfirmation,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 from governance.models.workers import WorkerHeartbeat
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "Dataset",
     "DatasetGrant",
     "DeletionCertificate",
+    "ErasureConfirmation",
     "ErasureEvent",
     "ErasureRequest",
     "ErasureRequestQuerySet",
@@ -39,6 +47,7 @@ __all__ = [
     "Sequence",
     "ServingManifest",
     "Shard",
+    "SigningKey",
     "Slice",
     "SliceAssignment",
     "Stage",
@@ -46,5 +55,8 @@ __all__ = [
     "TrainingJob",
     "TrainingTask",
     "UnlearningModel",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
     "WorkerHeartbeat",
 ]

@@ -24,8 +24,17 @@ class ErasureRequestQuerySet(models.QuerySet["ErasureRequest"]):
         return self.annotate(deadline_at=Coalesce("extended_due_at", "due_at"))
 
     def overdue(self, now: datetime) -> ErasureRequestQuerySet:
-        """Open requests whose deadline in force has passed: the one meaning of "overdue"."""
-        return self.open().with_deadline().filter(deadline_at__lt=now)  # type: ignore[misc]
+        """Requests past the deadline in force that are open, or completed with a
+        recipient's confirmation outstanding (Art. 19): the one meaning of "overdue"."""
+        from governance.models.webhooks import ErasureConfirmation
+
+        outstanding = ErasureConfirmation.objects.filter(
+            status__in=ErasureConfirmation.OUTSTANDING
+        ).values("request_id")
+        unanswered = ~Q(status__in=ErasureRequest.CLOSED) | Q(
+            status=ErasureRequest.Status.COMPLETED, pk__in=outstanding
+        )
+        return self.with_deadline().filter(unanswered, deadline_at__lt=now)  # type: ignore[misc]
 
     def not_overdue(self, now: datetime) -> ErasureRequestQuerySet:
         return self.exclude(pk__in=self.overdue(now).values("pk"))
@@ -118,8 +127,19 @@ class ErasureRequest(models.Model):
         return self.status not in self.CLOSED
 
     def is_overdue(self, now: datetime) -> bool:
-        """Open and past the deadline in force (``ErasureRequestQuerySet.overdue`` in SQL)."""
-        return self.is_open and self.deadline < now
+        """Past the deadline in force and open, or completed with a recipient's confirmation
+        outstanding (``ErasureRequestQuerySet.overdue`` in SQL)."""
+        if self.deadline >= now:
+            return False
+        if self.is_open:
+            return True
+        return self.status == self.Status.COMPLETED and self.confirmations_outstanding()
+
+    def confirmations_outstanding(self) -> bool:
+        """Whether a recipient has still to confirm this erasure (pending, or failed)."""
+        from governance.models.webhooks import ErasureConfirmation
+
+        return self.confirmations.filter(status__in=ErasureConfirmation.OUTSTANDING).exists()
 
     # State-machine guards: the services enforce them, the views and API ask them.
     @property
@@ -188,3 +208,23 @@ class DeletionCertificate(models.Model):
 
     def __str__(self) -> str:
         return f"certificate {self.certificate_id}"
+
+
+class SigningKey(models.Model):
+    """A public key that has signed here: kept so its certificates verify after a rotation.
+
+    Registered (idempotently, on ``key_id``) when a key first signs; never changed or
+    removed. ``key_id`` is derived from the key itself, so a row whose PEM was swapped
+    names a key id that no longer matches and verifies nothing.
+    """
+
+    key_id = models.CharField(max_length=64, unique=True)
+    algorithm = models.CharField(max_length=16)
+    public_key_pem = models.TextField(help_text="SubjectPublicKeyInfo, PEM.")
+    first_used_at = models.DateTimeField()
+
+    class Meta:
+        ordering: ClassVar = ["first_used_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"signing key {self.key_id}"

@@ -27,6 +27,11 @@ class UnlearningModel(models.Model):
         READY = "ready"
         FAILED = "failed"
 
+    class Precision(models.TextChoices):
+        FP32 = "fp32"
+        BF16 = "bf16"  # autocast; CPU or CUDA
+        FP16 = "fp16"  # autocast with a gradient scaler; CUDA only
+
     class Policy(models.TextChoices):
         CYCLIC = "cyclic"
         BMS = "bms"
@@ -48,6 +53,9 @@ class UnlearningModel(models.Model):
     learning_rate = models.FloatField(default=1e-3)
     batch_size = models.PositiveSmallIntegerField(default=32)
     max_length = models.PositiveSmallIntegerField(default=128)
+    # Training arithmetic, recorded in every stage's recipe; a replay compares digests only
+    # on the same device kind and precision.
+    precision = models.CharField(max_length=4, choices=Precision.choices, default=Precision.FP32)
     seed = models.BigIntegerField(default=0)
     retrain_threshold = models.PositiveSmallIntegerField(
         default=1, help_text="Retrain a shard when its serving depth falls below this."
@@ -148,7 +156,9 @@ class Stage(models.Model):
     position = models.PositiveSmallIntegerField(help_text="1-based; also the layer group.")
     slices = models.ManyToManyField(Slice, related_name="stages", help_text="Stage lineage.")
     state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
-    artifact_path = models.CharField(max_length=500, blank=True)
+    # The stage file's object key in the artifact store (STORAGES["artifacts"]), e.g.
+    # "model-7/gen-1/shard-000/stage-2-0.safetensors"; empty once its bytes are destroyed.
+    artifact_key = models.CharField(max_length=500, blank=True)
     tensor_digest = models.CharField(max_length=80, blank=True)
     lineage_digest = models.CharField(max_length=80, blank=True)
     metrics = models.JSONField(default=dict, blank=True)

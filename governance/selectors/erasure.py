@@ -58,11 +58,11 @@ def erasure_requests_open_by_deadline() -> ErasureRequestQuerySet:
 
 
 def erasure_request_due(request: ErasureRequest, *, now: datetime) -> Due:
-    """Closed, overdue (the model's rule), due within ``SOON``, or ok."""
+    """Overdue (the model's rule), closed, due within ``SOON``, or ok."""
+    if request.is_overdue(now):  # a completed one too, while a recipient has to confirm
+        return Due.OVERDUE
     if not request.is_open:
         return Due.CLOSED
-    if request.is_overdue(now):
-        return Due.OVERDUE
     return Due.SOON if request.deadline - now < SOON else Due.OK
 
 
@@ -71,7 +71,7 @@ def erasure_requests_due(
 ) -> ErasureRequestQuerySet:
     """The requests ``erasure_request_due`` puts in ``due`` at ``now``, as one query."""
     if due is Due.CLOSED:
-        return requests.filter(status__in=ErasureRequest.CLOSED)
+        return requests.filter(status__in=ErasureRequest.CLOSED).not_overdue(now)
     if due is Due.OVERDUE:
         return requests.overdue(now)
     upcoming = requests.open().not_overdue(now).with_deadline()

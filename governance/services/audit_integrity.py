@@ -31,7 +31,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.canonical import canonical_bytes
-from governance.certificates.signing import certificate_verify, key_id, signing_key
+from governance.certificates.keys import (
+    certificate_verify_stored,
+    registered_public_key,
+    signing_key_register,
+)
+from governance.certificates.signing import signing_key
 from governance.models import AuditCheckpoint, AuditEvent, DeletionCertificate
 from governance.services.audit import GENESIS_HASH, event_problem
 
@@ -78,7 +83,8 @@ def audit_checkpoint_create(*, reason: str) -> AuditCheckpoint | None:
             hash=head.hash,
             created_at=timezone.now(),
             reason=reason,
-            key_id=key_id(key.public_key()),
+            # Registered before it is stored, so the checkpoint verifies after a rotation.
+            key_id=signing_key_register(),
         )
         signature = key.sign(canonical_bytes(checkpoint_body(checkpoint)))
         checkpoint.signature = base64.b64encode(signature).decode("ascii")
@@ -96,10 +102,14 @@ def audit_checkpoint_create(*, reason: str) -> AuditCheckpoint | None:
 
 
 def checkpoint_signature_ok(checkpoint: AuditCheckpoint) -> bool:
-    """Whether ``checkpoint`` carries this server's valid signature over its body."""
+    """Whether ``checkpoint`` carries a valid signature over its body by the key it names
+    (this server's current key or one registered before a rotation)."""
+    public_key = registered_public_key(checkpoint.key_id)
+    if public_key is None:
+        return False
     try:
         raw = base64.b64decode(checkpoint.signature, validate=True)
-        signing_key().public_key().verify(raw, canonical_bytes(checkpoint_body(checkpoint)))
+        public_key.verify(raw, canonical_bytes(checkpoint_body(checkpoint)))
     except (binascii.Error, ValueError, InvalidSignature):
         return False
     return True
@@ -203,12 +213,13 @@ def _report(
 
 def _anchors_load(expect: tuple[int, str] | None) -> _Anchors:
     anchors = _Anchors()
-    signer = key_id(signing_key().public_key())
     for checkpoint in AuditCheckpoint.objects.order_by("seq", "pk").iterator():
         when = checkpoint.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         name = f"checkpoint {checkpoint.pk} ({checkpoint.reason}, {when})"
-        if checkpoint.key_id != signer:
-            anchors.warnings.append(f"{name} is signed by {checkpoint.key_id}, not {signer}")
+        if registered_public_key(checkpoint.key_id) is None:
+            anchors.warnings.append(
+                f"{name} is signed by {checkpoint.key_id}, a key this server never registered"
+            )
         elif not checkpoint_signature_ok(checkpoint):
             anchors.forged = f"{name}: its signature does not verify (forged or altered)"
             anchors.forged_seq = checkpoint.seq
@@ -220,11 +231,13 @@ def _anchors_load(expect: tuple[int, str] | None) -> _Anchors:
         "certificate_id", "request_id", "envelope", "key_id"
     ).iterator():
         name = f"certificate {certificate.certificate_id} (request {certificate.request_id})"
-        if certificate.key_id != signer:
-            anchors.warnings.append(f"{name} is signed by {certificate.key_id}, not {signer}")
+        if registered_public_key(certificate.key_id) is None:
+            anchors.warnings.append(
+                f"{name} is signed by {certificate.key_id}, a key this server never registered"
+            )
             anchors.other_key.add(str(certificate.certificate_id))
             continue
-        check = certificate_verify(certificate.envelope)
+        check = certificate_verify_stored(certificate.envelope)
         if not check.ok:
             anchors.forged = f"{name}: {check.reason}"
             return anchors

@@ -30,6 +30,8 @@ from governance.models import ErasureEvent, ErasureRequest, Subject
 from governance.permissions import Role, user_roles
 from governance.selectors.impact import erasure_impact
 from governance.services.audit import actor_name, audit_event_append
+from governance.services.lineage_events import lineage_erasure_event
+from governance.services.webhooks import erasure_request_notify
 
 # GDPR Art. 12(3): answer within one month, extendable once by two further months.
 RESPONSE_PERIOD = relativedelta(months=1)
@@ -193,6 +195,7 @@ def _file(
             "records_found": request.impact["records_found"],
         },
     )
+    erasure_request_notify(request, "received")
     if user is not None and _auto_approved(user):
         _approve(request, actor=AUTO_APPROVER, note="")
     return request
@@ -259,6 +262,7 @@ def _approve(request: ErasureRequest, *, actor: Any, note: str) -> None:
         obj=request,
         payload={"note": note, "records_found": request.impact["records_found"]},
     )
+    erasure_request_notify(request, "approved")
     _enqueue_on_commit(request)
 
 
@@ -277,6 +281,7 @@ def erasure_request_reject(*, actor: Any, request: ErasureRequest, reason: str) 
         audit_event_append(
             actor=actor, action="erasure.rejected", obj=request, payload={"reason": reason}
         )
+        erasure_request_notify(request, "rejected", reason=reason)
     return request
 
 
@@ -332,3 +337,5 @@ def erasure_request_fail(*, request_id: int, error: str) -> None:
         audit_event_append(
             actor="worker", action="erasure.failed", obj=request, payload={"error": error[:500]}
         )
+        erasure_request_notify(request, "failed", error=error[:500])
+        lineage_erasure_event(request=request, state="FAIL")

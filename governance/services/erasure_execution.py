@@ -24,13 +24,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from governance import engine
+from governance.artifacts import artifact_keys_evict_everywhere, stage_bytes_destroy
 from governance.certificates.body import certificate_body
 from governance.certificates.claims import PASSED, i2_check
 from governance.certificates.signing import certificate_digest, certificate_sign
@@ -48,7 +47,9 @@ from governance.selectors.manifests import manifest_latest
 from governance.services.audit import audit_event_append
 from governance.services.audit_integrity import audit_checkpoint_create
 from governance.services.erasure import erasure_event_create, erasure_request_enqueue
+from governance.services.lineage_events import lineage_erasure_event
 from governance.services.serving import manifest_refresh, predictors
+from governance.services.webhooks import erasure_request_notify
 
 Status = ErasureRequest.Status
 WORKER = "worker"
@@ -96,6 +97,7 @@ def _deactivate(request_id: int) -> ErasureRequest | None:
         }
         request.save()
         _deactivated_events(request, erased_ids, models_done)
+        lineage_erasure_event(request=request, state="START")
     return request
 
 
@@ -237,8 +239,11 @@ def stages_destroy(*, stage_ids: Iterable[int], actor: Any, reason: str) -> list
     """Delete deactivated stages' bytes and mark them destroyed (I3). Returns ids destroyed.
 
     Bytes go first: a crash before the marking leaves a deactivated stage without a file,
-    which the next attempt marks. Caches of this process are purged with them; serving
-    processes drop theirs when they see the new manifest, before their next prediction.
+    which the next attempt marks. Every object of the stage goes (each training attempt's,
+    each version a versioned bucket keeps), from the shared store and this process's
+    cache at once; other processes' caches drop them on the eviction broadcast (and their
+    sweep), and serving processes never use them anyway: they see the new manifest before
+    their next prediction.
     """
     stages = list(
         Stage.objects.filter(pk__in=list(stage_ids), state=Stage.State.DEACTIVATED)
@@ -248,12 +253,11 @@ def stages_destroy(*, stage_ids: Iterable[int], actor: Any, reason: str) -> list
     if not stages:
         return []
     by_model: dict[int, list[Stage]] = defaultdict(list)
+    gone: list[str] = []
     for stage in stages:
-        store = engine.artifact_store(stage.shard.model, stage.shard.generation)
-        store.delete(engine.stage_key(stage))
-        if stage.artifact_path:
-            Path(stage.artifact_path).unlink(missing_ok=True)
+        gone += stage_bytes_destroy(stage)
         by_model[stage.shard.model_id].append(stage)
+    artifact_keys_evict_everywhere(gone)
     for model_id in by_model:
         predictors.evict(model_id)
     now = timezone.now()
@@ -274,9 +278,9 @@ def _mark_destroyed(
             pk__in=[s.pk for s in group], state=Stage.State.DEACTIVATED
         ).values_list("pk", flat=True)
     )
-    Stage.objects.filter(pk__in=ids).update(
-        state=Stage.State.DESTROYED, destroyed_at=now, artifact_path=""
-    )
+    # artifact_key stays: the name of the object that was deleted, which the certificate's
+    # check asks the store about.
+    Stage.objects.filter(pk__in=ids).update(state=Stage.State.DESTROYED, destroyed_at=now)
     if ids:
         audit_event_append(
             actor=actor,
@@ -337,6 +341,8 @@ def _certify(request: ErasureRequest) -> ErasureRequest:
                 "key_id": certificate.key_id,
             },
         )
+        erasure_request_notify(request, "completed")
+        lineage_erasure_event(request=request, state="COMPLETE")
         # Signed with the certificate, so a trail cut below this issuance is named.
         audit_checkpoint_create(reason=AuditCheckpoint.Reason.CERTIFICATE)
     return request

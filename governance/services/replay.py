@@ -10,6 +10,13 @@ longer reproduces the training bits all show up as a mismatch.
 Record order does not matter: ``train_stage`` sorts a stage's examples by their key (the
 external id) before it draws the batch order, so any query order gives the same tensors.
 
+Bits reproduce on one device kind at one precision (``unlearning.device``): a stage
+trained on ``cuda/bf16`` cannot be compared with a replay on ``cpu/fp32``, so such a stage
+(and every stage after it in its prefix, which a replay would build on different parents)
+is reported as not compared, with both sides named, never as a mismatch. The GPU model,
+CUDA and driver versions are recipe facts: when they differ the digests are still
+compared, and the differences are listed as recipe warnings.
+
 A replay trains, so it runs outside any transaction and can take as long as training the
 serving stages did; only the audit event at the end is written in one. No stage, artifact
 or manifest is modified.
@@ -41,6 +48,8 @@ class StageReplay:
 
     Attributes:
         reason: why the stage does not match; "" when it matches.
+        compared: False when this process cannot replay the stage's bits (another device
+            kind or precision); ``matches`` is then False too and ``reason`` says why.
     """
 
     stage_id: int
@@ -51,6 +60,7 @@ class StageReplay:
     replayed_digest: str
     matches: bool
     reason: str = ""
+    compared: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class ReplayReport:
             proves nothing, so it never passes).
         recipe_warnings: recorded recipe fields that differ from this runtime, one line
             each; they explain a digest mismatch but are not failures by themselves.
+        replays_on: this process's device kind and precision, e.g. ``cpu/fp32``.
     """
 
     model_id: int
@@ -69,6 +80,12 @@ class ReplayReport:
     stages: list[StageReplay]
     ok: bool
     recipe_warnings: list[str]
+    replays_on: str = ""
+
+    @property
+    def not_compared(self) -> list[StageReplay]:
+        """Stages this process could not replay bit for bit (another device or precision)."""
+        return [s for s in self.stages if not s.compared]
 
 
 def model_replay_verify(
@@ -120,6 +137,7 @@ def model_replay_verify(
         stages=results,
         ok=bool(results) and all(r.matches for r in results),
         recipe_warnings=warnings.lines(),
+        replays_on=replayer.replays_on,
     )
     with transaction.atomic():
         audit_event_append(
@@ -131,6 +149,8 @@ def model_replay_verify(
                 "ok": report.ok,
                 "stages": [
                     {"id": r.stage_id, "prefix": r.prefix, "shard": r.shard, "matches": r.matches}
+                    # A stage this process could not compare says so (absent: compared).
+                    | ({} if r.compared else {"compared": False, "reason": r.reason})
                     for r in results
                 ],
                 "recipe_warnings": report.recipe_warnings,
@@ -151,6 +171,9 @@ class _Replayer:
     def __init__(self, model: UnlearningModel, generation: int) -> None:
         self.model = model
         self.generation = generation
+        self.device = engine.hosts.device()
+        self.precision = engine.train_settings(model).precision
+        self.replays_on = f"{self.device.type}/{self.precision}"
         self._host: AdapterHost | None = None
 
     def host(self) -> AdapterHost:
@@ -160,9 +183,31 @@ class _Replayer:
 
             base = build_base(self.model.base_model, len(self.model.dataset.labels))
             self._host = AdapterHost(
-                base, num_groups=self.model.num_slices, lora=engine.lora_settings(self.model)
+                base,
+                num_groups=self.model.num_slices,
+                lora=engine.lora_settings(self.model),
+                device=self.device,
             )
         return self._host
+
+    def comparable_depth(self, chain: list[Stage]) -> int:
+        """How many leading stages of a chain this process can replay bit for bit.
+
+        A stage compares only when it and every stage before it were trained on this
+        device kind at this precision: a replay rebuilds the whole prefix here.
+        """
+        return next(
+            (d for d, s in enumerate(chain) if trained_on(s.recipe or {}) != self.replays_on),
+            len(chain),
+        )
+
+    def not_comparable(self, stage: Stage, first: Stage) -> str:
+        """Why ``stage`` cannot be compared: it, or ``first``, its parent, ran elsewhere."""
+        whose = "stage" if stage.pk == first.pk else f"its parent stage {first.prefix}"
+        return (
+            f"cannot compare: {whose} trained on {trained_on(first.recipe or {})}, "
+            f"this process replays on {self.replays_on}"
+        )
 
     def entry(self, entry: Mapping[str, Any], rows: Mapping[int, Stage]) -> list[StageReplay]:
         """Replay one shard's serving prefix; one result per serving stage, stage 1 first."""
@@ -183,16 +228,17 @@ class _Replayer:
             i: [r for r in by_slice.get(i, []) if r.status == Record.Status.ERASED] for i in prefix
         }
         clean = next((d for d, i in enumerate(prefix) if erased[i]), len(prefix))
+        comparable = self.comparable_depth(chain)
         replayed: list[str] = []
         lineage: list[str] = []
-        if clean:
+        if min(clean, comparable):
             from unlearning.replay import replay_prefix
 
             labels = self.model.dataset.labels
             artifacts = replay_prefix(
                 self.host(),
                 shard=shard,
-                prefix=prefix[:clean],
+                prefix=prefix[: min(clean, comparable)],
                 slices={i: _examples(by_slice.get(i, []), labels) for i in prefix[:clean]},
                 collate=engine.collator(self.model),
                 settings=engine.train_settings(self.model),
@@ -209,6 +255,10 @@ class _Replayer:
                     f"({', '.join(sorted(r.external_id for r in bad)[:5])}); not replayed"
                 )
                 results.append(_result(shard, stage, "", reason))
+                continue
+            if depth > comparable:
+                why = self.not_comparable(stage, chain[comparable])
+                results.append(_result(shard, stage, "", why, compared=False))
                 continue
             results.append(
                 _result(
@@ -261,7 +311,24 @@ def _mismatch(
     return "; ".join(problems)
 
 
-def _result(shard: int, stage: Stage, replayed: str, reason: str) -> StageReplay:
+def trained_on(recipe: Mapping[str, Any]) -> str:
+    """``kind/precision`` a stage's recipe records (recipes from before devices: cpu/fp32)."""
+    runtime = recipe.get("runtime") or {}
+    kind = runtime.get("device", "cpu") if isinstance(runtime, Mapping) else "cpu"
+    return f"{kind}/{_recorded_settings(recipe).get('precision', 'fp32')}"
+
+
+def _recorded_settings(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe's training settings; a recipe from before precisions existed was fp32."""
+    recorded = recipe.get("settings")
+    if not isinstance(recorded, Mapping):
+        return {}
+    return {"precision": "fp32", **recorded}
+
+
+def _result(
+    shard: int, stage: Stage, replayed: str, reason: str, *, compared: bool = True
+) -> StageReplay:
     return StageReplay(
         stage_id=stage.pk,
         shard=shard,
@@ -271,6 +338,7 @@ def _result(shard: int, stage: Stage, replayed: str, reason: str) -> StageReplay
         replayed_digest=replayed,
         matches=not reason,
         reason=reason,
+        compared=compared,
     )
 
 
@@ -300,7 +368,7 @@ class _RecipeWarnings:
     def __init__(self, model: UnlearningModel) -> None:
         from unlearning.recipe import runtime_recipe
 
-        self.runtime = runtime_recipe()
+        self.runtime = runtime_recipe(engine.hosts.device())
         self.expected: dict[str, Any] = {
             "settings": asdict(engine.train_settings(model)),
             "lora": asdict(engine.lora_settings(model)),
@@ -315,8 +383,11 @@ class _RecipeWarnings:
             return
         for line in _runtime_differences(dict(recipe.get("runtime") or {}), self.runtime):
             self._found[line].append(stage.pk)
+        recorded = {k: recipe.get(k) for k in self.expected}
+        if recipe.get("settings") is not None:
+            recorded["settings"] = _recorded_settings(recipe)
         for name, now in _flatten(self.expected).items():
-            then = _flatten({k: recipe.get(k) for k in self.expected}).get(name)
+            then = _flatten(recorded).get(name)
             if then != now:
                 self._found[f"{name}: trained with {then!r}, the model now says {now!r}"].append(
                     stage.pk

@@ -59,6 +59,7 @@ COLUMNS: tuple[str, ...] = (
     "days_to_complete",
     "extension_reason",
     "decision_note",
+    "confirmations",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
 # injection"); subject references and notes come from outside, so such cells get a quote.
@@ -91,6 +92,8 @@ class ReportRow:
     extension_reason: str
     # Whole days from receipt to the answer (completion or rejection); None while open.
     days_to_complete: int | None
+    # Recipients told of the erasure (Art. 19) and their answers: "owner (url): erased; ...".
+    confirmations: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,8 @@ def erasure_report(
             "events",
             queryset=ErasureEvent.objects.filter(action__in=DECISIONS).order_by("at", "pk"),
             to_attr="decisions",
-        )
+        ),
+        "confirmations__owner",
     )
     if since is not None:
         requests = requests.filter(received_at__gte=since)
@@ -185,6 +189,7 @@ def _row(req: ErasureRequest, *, now: datetime) -> ReportRow:
         certificate_id=certificate.certificate_id if certificate else "",
         extension_reason=req.extension_reason,
         days_to_complete=(req.completed_at - req.received_at).days if req.completed_at else None,
+        confirmations="; ".join(f"{c.recipient}: {c.status}" for c in req.confirmations.all()),
     )
 
 

@@ -8,16 +8,20 @@ generation serves until the new one can, and is then retired.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Sequence as Seq
-from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from governance import engine
+from governance.artifacts import (
+    artifact_keys_evict_everywhere,
+    artifact_objects,
+    generation_prefix,
+    stage_bytes_destroy,
+    stage_object_key,
+)
 from governance.errors import ApplicationError
 from governance.models import (
     Record,
@@ -198,19 +202,18 @@ def _carry_stages(
     model: UnlearningModel, job: TrainingJob, old: Shard, new_slice: dict[int, Slice]
 ) -> None:
     """Stage rows as they are (a stage caught training starts over as pending); the trained
-    ones' files are linked into the new generation's store."""
+    ones' objects are copied inside the store (server-side on S3) to the new generation's
+    keys: a copy, never a link, so retiring one generation never touches the other's."""
     shard = new_slice[0].shard
     old_store = engine.artifact_store(model, old.generation)
     new_store = engine.artifact_store(model, job.generation)
     copies = []
     for stage in old.stages.all().order_by("pk"):
-        path = ""
+        object_key = ""
         if stage.state == Stage.State.TRAINED:
-            key = engine.stage_key(stage)
-            target = new_store.path(key)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _link_or_copy(old_store.path(key), target)
-            path = str(target)
+            object_key = new_store.copy_from(
+                old_store, engine.stage_key(stage), stage_object_key(stage)
+            )
         training = stage.state == Stage.State.TRAINING
         copies.append(
             Stage(
@@ -218,7 +221,7 @@ def _carry_stages(
                 prefix=stage.prefix,
                 position=stage.position,
                 state=Stage.State.PENDING if training else stage.state,
-                artifact_path=path,
+                artifact_key=object_key,
                 tensor_digest=stage.tensor_digest,
                 lineage_digest=stage.lineage_digest,
                 metrics=stage.metrics,
@@ -237,14 +240,6 @@ def _carry_stages(
     )
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    target.unlink(missing_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
 def generations_retire(*, model: UnlearningModel, actor: Any = "worker") -> list[int]:
     """Retire stages of generations older than the serving one: bytes destroyed, audited."""
     serving = manifest_current(model).generation
@@ -253,16 +248,25 @@ def generations_retire(*, model: UnlearningModel, actor: Any = "worker") -> list
         .exclude(state__in=[Stage.State.DESTROYED, Stage.State.RETIRED])
         .select_related("shard")
     )
-    for stage in stages:
-        engine.artifact_store(model, stage.shard.generation).delete(engine.stage_key(stage))
-        if stage.artifact_path:
-            Path(stage.artifact_path).unlink(missing_ok=True)
+    gone = [key for stage in stages for key in stage_bytes_destroy(stage)]
+    # Objects no row names (an attempt whose worker died before recording it) go too.
+    old_generations = set(
+        Shard.objects.filter(model=model, generation__lt=serving).values_list(
+            "generation", flat=True
+        )
+    )
+    objects = artifact_objects()
+    for generation in sorted(old_generations):
+        for key in objects.list(generation_prefix(model.pk, generation) + "/"):
+            objects.delete(key)
+            gone.append(key)
+    artifact_keys_evict_everywhere(gone)
     if not stages:
         return []
     ids = [s.pk for s in stages]
     with transaction.atomic():
         Stage.objects.filter(pk__in=ids).update(
-            state=Stage.State.RETIRED, destroyed_at=timezone.now(), artifact_path=""
+            state=Stage.State.RETIRED, destroyed_at=timezone.now()
         )
         audit_event_append(
             actor=actor,

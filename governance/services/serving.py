@@ -22,11 +22,13 @@ from typing import Any
 from django.db import transaction
 
 from governance import engine
+from governance.artifacts import stage_cache_sweep, store_identity
 from governance.canonical import canonical_bytes
 from governance.errors import ApplicationError
-from governance.models import ServingManifest, UnlearningModel
+from governance.models import ServingManifest, Stage, UnlearningModel
 from governance.selectors.manifests import manifest_current, manifest_entries, manifest_latest
 from governance.services.audit import audit_event_append
+from governance.services.webhooks import model_notify
 
 
 def manifest_digest(model_id: int, generation: int, entries: list[dict[str, Any]]) -> str:
@@ -86,6 +88,14 @@ def manifest_refresh(
                 "reason": reason,
             },
         )
+        model_notify(
+            "model.serving_changed",
+            model.pk,
+            manifest_version=manifest.version,
+            generation=generation,
+            digest=digest,
+            reason=reason,
+        )
     return manifest
 
 
@@ -104,34 +114,49 @@ class PredictResult:
 class _PredictorCache:
     """Per model: the manifest loaded and the ensemble serving it.
 
-    The key is the manifest's identity (row, version and digest) and the artifact folder,
-    not the version number alone: a database restored from a backup or a test database
-    reuses primary keys and versions for different content.
+    The key is the manifest's identity (row, version and digest) and the artifact store
+    it reads, not the version number alone: a database restored from a backup or a test
+    database reuses primary keys and versions for different content.
     """
 
     def __init__(self) -> None:
         self._items: dict[int, tuple[tuple[Any, ...], Any, threading.Lock]] = {}
         self._lock = threading.Lock()
 
+    def _drop_evicted(self, *, keep: int) -> None:
+        """Let go of other models' ensembles on hosts the bounded pool evicted (lock held).
+
+        An ensemble holds its host: kept, it would keep an evicted host alive and the pool's
+        bound would mean nothing. The model being served is rebuilt by the caller instead.
+        """
+        for pk in [p for p, c in self._items.items() if not engine.hosts.holds(c[1].host)]:
+            if pk != keep:
+                self._items.pop(pk)[1].cache.clear()
+
     @staticmethod
     def _identity(model: UnlearningModel, manifest: ServingManifest) -> tuple[Any, ...]:
-        root = engine.artifact_store(model, manifest.generation).root
-        return (manifest.pk, manifest.version, manifest.digest, str(root))
+        store = engine.artifact_store(model, manifest.generation)
+        return (manifest.pk, manifest.version, manifest.digest, store_identity(), store.prefix)
 
     def ensemble(self, model: UnlearningModel, manifest: ServingManifest) -> Any:
-        from unlearning.artifacts import StageKey
+        from unlearning.artifacts import ArtifactDigestError, StageKey
         from unlearning.ensemble import Ensemble, ShardChoice, StageCache
 
         with self._lock:
+            self._drop_evicted(keep=model.pk)
             identity = self._identity(model, manifest)
             cached = self._items.get(model.pk)
-            if cached is not None and cached[0] == identity:
+            if cached is not None and cached[0] == identity and engine.hosts.holds(cached[1].host):
                 return cached[1]
             if cached is not None:
                 # The manifest moved on (an erasure or a retrain): drop the old ensemble's
-                # stages and wipe the host, so deactivated tensors leave memory now.
+                # stages and wipe the host, so deactivated tensors leave memory now, and
+                # drop destroyed stages' files from this process's cache folder, in case
+                # the eviction broadcast missed this process.
                 _purge(cached)
+                stage_cache_sweep()
             host, host_lock = engine.hosts.get(model, "serving")
+            self._drop_evicted(keep=model.pk)  # building this host may have evicted others
             store = engine.artifact_store(model, manifest.generation)
             choices = [
                 ShardChoice(
@@ -149,18 +174,28 @@ class _PredictorCache:
                 for e in manifest.entries
                 for s in e["stages"]
             }
+            # The object each stage row names (one training attempt's; see StageStore).
+            ids = {
+                s["id"]: (e["shard"], s["prefix"]) for e in manifest.entries for s in e["stages"]
+            }
+            object_keys = {
+                StageKey(ids[pk][0], tuple(int(x) for x in ids[pk][1].split("-"))): key
+                for pk, key in Stage.objects.filter(pk__in=list(ids))
+                .exclude(artifact_key="")
+                .values_list("pk", "artifact_key")
+            }
 
             def load(key: StageKey) -> Any:
-                # Serve only the bytes the manifest names: a file swapped on disk is refused.
-                artifact = store.load(key)
-                expected = digests.get((key.shard, engine.prefix_text(key.prefix)))
-                if artifact.digest != expected:
+                # Serve only the bytes the manifest names: a swapped file is refused.
+                expected = digests.get((key.shard, engine.prefix_text(key.prefix)), "?")
+                try:
+                    return store.load(key, expected, object_keys.get(key))
+                except ArtifactDigestError:
                     raise ApplicationError(
                         code="artifact_mismatch",
                         status=500,
                         message=f"stage {key.slug()}: tensor digest differs from the manifest",
-                    )
-                return artifact
+                    ) from None
 
             ensemble = Ensemble(host, choices, StageCache(load), engine.collator(model))
             self._items[model.pk] = (identity, ensemble, host_lock)

@@ -50,6 +50,7 @@ class ModelSpec:
     epochs: int = 2
     learning_rate: float = 1e-3
     batch_size: int = 32
+    precision: str = "fp32"
     seed: int = 0
     retrain_threshold: int = 1
     slice_priors: list[float] | None = None
@@ -101,6 +102,7 @@ def model_create(*, actor: Any, spec: ModelSpec) -> UnlearningModel:
         epochs=spec.epochs,
         learning_rate=spec.learning_rate,
         batch_size=spec.batch_size,
+        precision=spec.precision,
         seed=spec.seed,
         retrain_threshold=spec.retrain_threshold,
         created_by=actor_user(actor),

@@ -8,6 +8,7 @@ prefix shared by two sequences is trained once whichever task gets there first.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
@@ -18,10 +19,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from governance import engine
+from governance.artifacts import stage_load
 from governance.models import Record, Stage, TrainingJob, TrainingTask, UnlearningModel
 from governance.services import training
 from governance.services.audit import audit_event_append
+from governance.services.lineage_events import lineage_training_event
 from governance.services.retraining import generations_retire
+from governance.services.webhooks import model_notify
 
 LIVE_JOB = (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
 
@@ -51,9 +55,10 @@ def training_task_run(*, task_id: int) -> None:
         pk=task_id
     )
     job, model, sequence = task.job, task.job.model, task.sequence
-    TrainingJob.objects.filter(pk=job.pk, status=TrainingJob.Status.QUEUED).update(
+    if TrainingJob.objects.filter(pk=job.pk, status=TrainingJob.Status.QUEUED).update(
         status=TrainingJob.Status.RUNNING, started_at=timezone.now()
-    )
+    ):
+        lineage_training_event(job=job, state="START")
     for depth in range(1, len(sequence.order) + 1):
         stage = Stage.objects.get(
             shard=sequence.shard, prefix=engine.prefix_text(sequence.order[:depth])
@@ -65,6 +70,9 @@ def training_task_run(*, task_id: int) -> None:
         if not _train_stage(model, job, stage):
             break
     with transaction.atomic():
+        # The job's row lock serialises the last tasks of two workers: without it each
+        # sees the other's task still running and neither finishes the job.
+        TrainingJob.objects.select_for_update().filter(pk=job.pk).first()
         TrainingTask.objects.filter(pk=task_id).update(status=TrainingTask.Status.DONE)
         _finish_job_if_done(job)
     from governance.services.serving import manifest_refresh
@@ -105,7 +113,9 @@ def _train_stage(model: UnlearningModel, job: TrainingJob, stage: Stage) -> bool
         Stage.objects.filter(pk=stage.pk).update(state=Stage.State.DEACTIVATED, claimed_until=None)
         return False
     store = engine.artifact_store(model, stage.shard.generation)
-    parents = [store.load(engine.stage_key(p)) for p in _parents(stage)]
+    # Parents may have been trained on another machine: read from the shared store (or
+    # this process's cache), each checked against the digest its row recorded.
+    parents = [stage_load(p) for p in _parents(stage)]
     host, lock = engine.hosts.get(model, "training")
     renew = _lease_renewer(stage)
     with lock:
@@ -119,9 +129,9 @@ def _train_stage(model: UnlearningModel, job: TrainingJob, stage: Stage) -> bool
             model_seed=model.seed,
             on_step=renew,
         )
-    path = store.path(artifact.key)
-    store.save(artifact)
-    return _record_trained(model, job, stage, artifact, str(path))
+    attempt = secrets.token_hex(4)  # this attempt's own object (StageStore.object_key)
+    store.save(artifact, attempt)
+    return _record_trained(model, job, stage, artifact, store.object_key(artifact.key, attempt))
 
 
 def _parents(stage: Stage) -> list[Stage]:
@@ -145,7 +155,7 @@ def _lease_renewer(stage: Stage) -> Any:
 
 
 def _record_trained(
-    model: UnlearningModel, job: TrainingJob, stage: Stage, artifact: Any, path: str
+    model: UnlearningModel, job: TrainingJob, stage: Stage, artifact: Any, object_key: str
 ) -> bool:
     with transaction.atomic():
         # A record of this stage's lineage erased while it trained makes it unusable (I5):
@@ -155,7 +165,7 @@ def _record_trained(
         ).exists()
         updated = Stage.objects.filter(pk=stage.pk, state=Stage.State.TRAINING).update(
             state=Stage.State.DEACTIVATED if erased else Stage.State.TRAINED,
-            artifact_path=path,
+            artifact_key=object_key,
             tensor_digest=artifact.digest,
             lineage_digest=artifact.recipe["lineage"]["digest"],
             metrics=dict(artifact.metrics),
@@ -174,7 +184,8 @@ def _record_trained(
                 payload={"model": model.pk, "prefix": stage.prefix, "digest": artifact.digest},
             )
     if erased or not updated:
-        engine.artifact_store(model, stage.shard.generation).delete(artifact.key)
+        # Only this attempt's object: a stage another worker recorded keeps its own bytes.
+        engine.artifact_store(model, stage.shard.generation).delete(artifact.key, object_key)
         return False
     return True
 
@@ -193,6 +204,14 @@ def _finish_job_if_done(job: TrainingJob) -> None:
             obj=job.model,
             payload={"job": job.pk, "generation": job.generation},
         )
+        retrained = job.kind == TrainingJob.Kind.RETRAIN
+        model_notify(
+            "model.retrained" if retrained else "model.trained",
+            job.model_id,
+            job=job.pk,
+            generation=job.generation,
+        )
+        lineage_training_event(job=job, state="COMPLETE")
 
 
 def training_task_fail(*, task_id: int, error: str) -> None:
@@ -211,6 +230,7 @@ def training_task_fail(*, task_id: int, error: str) -> None:
             obj=task.job.model,
             payload={"job": task.job_id, "task": task_id, "error": error[:500]},
         )
+        lineage_training_event(job=task.job, state="FAIL")
 
 
 def training_requeue_stalled(*, older_than: timedelta | None = None) -> list[int]:

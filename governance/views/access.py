@@ -16,6 +16,7 @@ subject lineage          lineage_read
 models, grid, progress   model_read
 audit trail, re-verify   audit_read (re-verify is a POST)
 reports                  report_read
+webhooks, deliveries     webhook_read (create, rotate, test, redeliver: webhook_manage)
 =======================  ====================================================
 
 The web channel drops the integration role: service accounts use the REST API and every
@@ -46,6 +47,7 @@ UI_FLAGS = {
     "can_read_requests": Action.ERASURE_READ,
     "can_read_models": Action.MODEL_READ,
     "can_audit": Action.AUDIT_READ,
+    "can_webhooks": Action.WEBHOOK_READ,
 }
 
 

@@ -26,6 +26,7 @@ from governance.models import DeletionCertificate, ErasureRequest, ErasureReques
 from governance.permissions import Action
 from governance.selectors.erasure import Due, erasure_request_due, erasure_requests_due
 from governance.selectors.impact import erasure_impact
+from governance.selectors.webhooks import erasure_confirmations
 from governance.services import erasure
 from governance.views.access import POST, SAFE, page, render_page
 from governance.views.forms import (
@@ -183,6 +184,7 @@ def _detail_page(request: HttpRequest, req: ErasureRequest, **bound: forms.Form)
         "overdue": req.is_overdue(now),
         "impact": req.impact or None,
         "events": list(req.events.all()),
+        "confirmations": erasure_confirmations(req),
         "certificate": certificate,
         "can": {
             "approve": req.can_approve,

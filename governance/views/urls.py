@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from governance.views import audit, dashboard, lineage, models, reports, requests
+from governance.views import audit, dashboard, lineage, models, reports, requests, webhooks
 
 urlpatterns = [
     path("", dashboard.dashboard, name="web-dashboard"),
@@ -32,4 +32,15 @@ urlpatterns = [
     path("audit/", audit.audit_trail, name="web-audit"),
     path("audit/verify/", audit.audit_verify, name="web-audit-verify"),
     path("reports/", reports.report_page, name="web-reports"),
+    path("webhooks/", webhooks.webhook_list, name="web-webhooks"),
+    path("webhooks/new/", webhooks.webhook_create, name="web-webhook-create"),
+    path("webhooks/<int:pk>/", webhooks.webhook_detail, name="web-webhook"),
+    path("webhooks/<int:pk>/rotate/", webhooks.webhook_rotate, name="web-webhook-rotate"),
+    path("webhooks/<int:pk>/test/", webhooks.webhook_test, name="web-webhook-test"),
+    path("webhooks/<int:pk>/delete/", webhooks.webhook_delete, name="web-webhook-delete"),
+    path(
+        "webhooks/<int:pk>/deliveries/<int:delivery_id>/redeliver/",
+        webhooks.webhook_redeliver,
+        name="web-webhook-redeliver",
+    ),
 ]

@@ -29,6 +29,7 @@ REPORT_HEADER = [
     "days_to_complete",
     "extension_reason",
     "decision_note",
+    "confirmations",
 ]
 # What the four persona fixtures are called; tests take them with request.getfixturevalue.
 PERSONAS = ("officer", "auditor", "integration", "engineer")

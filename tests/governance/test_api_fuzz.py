@@ -26,8 +26,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from governance.models import ApiToken
-from governance.services import erasure
+from governance.models import ApiToken, WebhookSubscription
+from governance.services import erasure, webhooks
 from governance.wsgi import application
 from tests.factories import UnlearningModelFactory
 from tests.governance.api_helpers import API, create_dataset
@@ -63,7 +63,16 @@ def seeded(tokens, integration, sample, django_capture_on_commit_callbacks):
     subject = sample.train[0].subject_id
     with django_capture_on_commit_callbacks(execute=False):
         req, _ = erasure.erasure_request_create(actor=integration.user, subject_ref=subject)
+        hook = WebhookSubscription.objects.create(
+            owner=integration.user,
+            url="https://hooks.example/in",
+            event_types=["*"],
+            secret=webhooks.secret_new(),
+        )
+        test_event = webhooks.webhook_test_send(actor=integration.user, subscription=hook)
     return {
+        "webhook_id": hook.pk,
+        "delivery_id": test_event.deliveries.get().pk,
         "dataset_id": dataset_id,
         "model_id": UnlearningModelFactory(dataset_id=dataset_id).pk,
         "request_id": req.pk,

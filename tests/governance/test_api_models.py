@@ -53,7 +53,13 @@ def test_create_answers_201_with_the_plan(engineer, dataset_id):
         "base_model": "tiny-bert",
         "status": "created",
         "generation": 0,
-        "plan": {"shards": 2, "slices": 2, "sequences": 2, "sequence_policy": "cyclic"},
+        "plan": {
+            "shards": 2,
+            "slices": 2,
+            "sequences": 2,
+            "sequence_policy": "cyclic",
+            "precision": "fp32",
+        },
         "progress": None,
         "manifest_version": None,
         "shards": [],
@@ -71,6 +77,19 @@ def test_create_fills_defaults(engineer, dataset_id):
 
     model = UnlearningModel.objects.get()
     assert (model.lora_rank, model.lora_alpha, model.epochs, model.seed) == (8, 16, 2, 0)
+    assert model.precision == "fp32"
+
+
+def test_create_keeps_the_precision_asked_for(engineer, dataset_id):
+    response = engineer.client.post(URL, tiny_model(dataset_id, precision="bf16"), format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["plan"]["precision"] == "bf16"
+    model = UnlearningModel.objects.get()
+    assert model.precision == "bf16"
+    from governance import engine
+
+    assert engine.train_settings(model).precision == "bf16"
 
 
 def test_duplicate_name_is_409(engineer, dataset_id, model_id):
@@ -117,6 +136,7 @@ def test_duplicate_name_is_409(engineer, dataset_id, model_id):
         ({"learning_rate": "fast"}, "learning_rate", ""),
         ({"seed": -1}, "seed", ""),
         ({"retrain_threshold": 3}, "retrain_threshold", "slices"),
+        ({"precision": "fp8"}, "precision", "fp8"),
     ],
 )
 def test_invalid_create_is_400_naming_the_field(engineer, dataset_id, overrides, field, words):
@@ -291,7 +311,8 @@ def test_trained_model_reports_its_shards_and_predicts(
 
     assert (detail["status"], detail["generation"], detail["manifest_version"]) == ("ready", 1, 1)
     assert detail["plan"] == {
-        "shards": 2, "slices": 2, "sequences": 2, "sequence_policy": "cyclic"
+        "shards": 2, "slices": 2, "sequences": 2, "sequence_policy": "cyclic",
+        "precision": "fp32",
     }  # fmt: skip
     progress = detail["progress"]
     assert (progress["job"], progress["status"], progress["error"]) == (job, "succeeded", None)

@@ -74,9 +74,11 @@ def test_the_check_rejects_a_bare_object_and_accepts_refs_and_arrays():
 def test_the_document_covers_every_endpoint(schema):
     operations = [where for where, _ in json_responses(schema, OK)]
 
-    # 31 operations answer JSON on success (approve and retry answer 200 or 202; tokens/ and
-    # datasets/{id}/grants/ add six); the PDF and CSV renderings come on top.
-    assert len(operations) == 31, operations
+    # 42 operations answer JSON on success (approve and retry answer 200 or 202; tokens/ and
+    # datasets/{id}/grants/ add six, certificates/public-keys/ one; webhooks/ eight: list,
+    # create, read, patch, rotate-secret, test, deliveries, redeliver, and confirmations two;
+    # a webhook's DELETE answers 204 without a body); the PDF and CSV renderings come on top.
+    assert len(operations) == 42, operations
 
 
 def test_binary_renderings_are_documented_by_media_type(schema):
@@ -107,7 +109,11 @@ def test_errors_are_documented_in_the_one_error_shape(schema):
 
 # --- the document says what validation does (governance.api.common.LetheAutoSchema) ------
 
-PUBLIC = {"/api/v1/health/", "/api/v1/certificates/public-key/"}
+PUBLIC = {
+    "/api/v1/health/",
+    "/api/v1/certificates/public-key/",
+    "/api/v1/certificates/public-keys/",
+}
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 

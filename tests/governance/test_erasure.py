@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -69,7 +70,7 @@ def assert_i2(model_id: int) -> ServingManifest:
             lineage = Record.objects.filter(assignments__slice__in=stage.slices.all())
             assert lineage.exists()
             assert not lineage.filter(status="erased").exists(), f"I2: stage {stage.pk}"
-            assert Path(stage.artifact_path).is_file()
+            assert (Path(settings.ARTIFACT_ROOT) / stage.artifact_key).is_file()
     return manifest
 
 
@@ -302,7 +303,7 @@ def test_execution_erases_deactivates_destroys_and_certifies(
     doomed = list(
         Stage.objects.filter(slices__assignments__record__in=records).distinct().order_by("pk")
     )
-    files = [Path(s.artifact_path) for s in doomed]
+    files = [Path(settings.ARTIFACT_ROOT) / s.artifact_key for s in doomed]
     assert all(f.is_file() for f in files)
     before = ServingManifest.objects.filter(model=model_id).order_by("-version").first()
     req = file(integration.client, subject).json()["id"]

@@ -20,7 +20,7 @@ from tests.net import free_port
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/health/"
-ALL_QUEUES = ["control", "default", "training"]
+ALL_QUEUES = ["control", "default", "training", "webhooks"]
 
 
 def _beat(hostname: str, queues: list[str], ago: float = 0.0) -> None:
@@ -41,8 +41,8 @@ def test_no_worker_seen_is_503_naming_the_workers(client):
     assert body["checks"] == {"database": "up", "broker": "up", "workers": "down"}
     assert body["workers"] | {"stale_after_s": 0} == {
         "alive": 0,
-        "queues": {"training": 0, "control": 0, "default": 0},
-        "missing_queues": ["training", "control", "default"],
+        "queues": {"training": 0, "control": 0, "webhooks": 0, "default": 0},
+        "missing_queues": ["training", "control", "webhooks", "default"],
         "last_seen_s": None,
         "stale_after_s": 0,
     }
@@ -51,7 +51,7 @@ def test_no_worker_seen_is_503_naming_the_workers(client):
 
 def test_fresh_heartbeats_for_every_queue_are_200(client):
     _beat("training-11@node-a", ["training"])
-    _beat("control-12@node-a", ["control", "default"])
+    _beat("control-12@node-a", ["control", "webhooks", "default"])
 
     response = client.get(URL)
 
@@ -60,7 +60,7 @@ def test_fresh_heartbeats_for_every_queue_are_200(client):
     assert (body["status"], body["down"]) == ("ok", [])
     assert body["checks"] == {"database": "up", "broker": "up", "workers": "up"}
     assert body["workers"]["alive"] == 2
-    assert body["workers"]["queues"] == {"training": 1, "control": 1, "default": 1}
+    assert body["workers"]["queues"] == {"training": 1, "control": 1, "webhooks": 1, "default": 1}
     assert 0 <= body["workers"]["last_seen_s"] < 5
     # Counts and ages only: nothing names a machine or a process.
     assert "node-a" not in response.content.decode()
@@ -70,7 +70,7 @@ def test_fresh_heartbeats_for_every_queue_are_200(client):
 def test_a_stale_or_missing_queue_is_down(client, settings):
     settings.LETHE_WORKER_STALE_S = 30
     _beat("training-11@node-a", ["training"], ago=31)  # stopped beating
-    _beat("control-12@node-a", ["control", "default"])
+    _beat("control-12@node-a", ["control", "webhooks", "default"])
 
     body = client.get(URL).json()
 
@@ -82,9 +82,9 @@ def test_a_stale_or_missing_queue_is_down(client, settings):
 def test_a_worker_that_stops_cleanly_is_gone_at_once(client):
     for queues in (["training"], ALL_QUEUES):
         _beat(f"w-{len(queues)}@h", queues)
-    worker_heartbeat_clear(hostname="w-3@h")
+    worker_heartbeat_clear(hostname="w-4@h")
 
-    assert client.get(URL).json()["workers"]["missing_queues"] == ["control", "default"]
+    assert client.get(URL).json()["workers"]["missing_queues"] == ["control", "webhooks", "default"]
 
 
 def test_old_rows_of_dead_workers_are_pruned():

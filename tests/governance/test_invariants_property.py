@@ -32,6 +32,7 @@ from unittest import mock
 
 import hypothesis
 import pytest
+from django.conf import settings
 from django.db import transaction
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
@@ -108,7 +109,14 @@ def lineage(stage: Stage) -> Any:
 
 
 def store_path(model: UnlearningModel, stage: Stage) -> Path:
-    return engine.artifact_store(model, stage.shard.generation).path(engine.stage_key(stage))
+    """The stage's plain key in the file-system store (where no attempt wrote it)."""
+    key = engine.artifact_store(model, stage.shard.generation).object_key(engine.stage_key(stage))
+    return Path(settings.ARTIFACT_ROOT) / key
+
+
+def stage_file(stage: Stage) -> Path:
+    """The file the stage row names in the file-system store."""
+    return Path(settings.ARTIFACT_ROOT) / stage.artifact_key
 
 
 def check_invariants(model_id: int, erased: dict[int, int]) -> None:
@@ -161,9 +169,8 @@ def _check_manifest(model: UnlearningModel) -> None:
             assert records.exists(), f"{name} has no lineage"
             dirty = list(records.filter(status=Record.Status.ERASED).values_list("pk", flat=True))
             assert not dirty, f"{name} read erased records {dirty}"
-            assert stage.artifact_path, f"{name} has no artifact path"
-            assert Path(stage.artifact_path).is_file(), f"{name} has no bytes"
-            assert store_path(model, stage).is_file(), f"{name} is not in the store"
+            assert stage.artifact_key, f"{name} has no artifact key"
+            assert stage_file(stage).is_file(), f"{name} has no bytes"
             assert claimed["digest"] == stage.tensor_digest, f"{name}: digest differs"
     depths = {e["shard"]: (e["sequence"], e["depth"]) for e in latest.entries}
     assert depths == _depth_rule(model, latest.generation), (
@@ -222,12 +229,12 @@ def _check_purge(model: UnlearningModel) -> None:
             name = f"I3: stage {stage.pk} reads erased records"
             assert stage.state in GONE, f"{name} and is {stage.state}"
             assert not path.exists(), f"{name} and keeps bytes at {path}"
-            if stage.artifact_path:
-                assert not Path(stage.artifact_path).exists(), f"{name} and keeps bytes"
+            if stage.artifact_key:
+                assert not stage_file(stage).exists(), f"{name} and keeps bytes"
         if stage.state == Stage.State.TRAINED:
-            assert path.is_file(), f"trained stage {stage.pk} has no bytes"
-            expected_files.add(path)
-    root = engine.artifact_store(model, 1).root.parent
+            assert stage_file(stage).is_file(), f"trained stage {stage.pk} has no bytes"
+            expected_files.add(stage_file(stage))
+    root = Path(settings.ARTIFACT_ROOT) / f"model-{model.pk}"
     leftover = sorted(str(p) for p in set(root.rglob("*.safetensors")) - expected_files)
     assert not leftover, f"I3: bytes left of stages that are not trained: {leftover}"
 

@@ -47,7 +47,7 @@ def serving_stages(model):
 
 def stage_rows(model):
     return {
-        s.pk: (s.state, s.tensor_digest, s.artifact_path, s.trained_at, s.recipe)
+        s.pk: (s.state, s.tensor_digest, s.artifact_key, s.trained_at, s.recipe)
         for s in Stage.objects.filter(shard__model=model)
     }
 

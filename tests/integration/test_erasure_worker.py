@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from governance.certificates.claims import certificate_claims_check
 from governance.certificates.signing import certificate_verify
@@ -56,10 +57,10 @@ def test_worker_executes_an_erasure_and_certifies_it(
         doomed = list(
             Stage.objects.filter(slices__assignments__record__subject__external_ref=subject)
             .distinct()
-            .values_list("pk", "artifact_path")
+            .values_list("pk", "artifact_key")
         )
         assert doomed
-        assert all(Path(p).is_file() for _, p in doomed)
+        assert all((Path(settings.ARTIFACT_ROOT) / p).is_file() for _, p in doomed)
         before = ServingManifest.objects.filter(model=model_id).order_by("-version")[0].version
         filed = integration.client.post(
             f"{API}/erasure-requests/",
@@ -94,7 +95,7 @@ def test_worker_executes_an_erasure_and_certifies_it(
     assert set(
         Stage.objects.filter(pk__in=[s for s, _ in doomed]).values_list("state", flat=True)
     ) == {"destroyed"}
-    assert not any(Path(p).exists() for _, p in doomed)
+    assert not any((Path(settings.ARTIFACT_ROOT) / p).exists() for _, p in doomed)
     assert predicted.status_code == 200, predicted.json()
     assert predicted.json()["manifest_version"] == manifest.version
 

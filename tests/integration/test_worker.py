@@ -39,8 +39,19 @@ def _database_url() -> str:
 class Worker:
     """``manage.py worker`` in a child process, with its log kept for failure messages."""
 
-    def __init__(self, tmp_path: Path, lease_seconds: int = 600) -> None:
-        self.log_path = tmp_path / f"worker-{time.monotonic_ns()}.log"
+    def __init__(
+        self,
+        tmp_path: Path,
+        lease_seconds: int = 600,
+        *,
+        queues: str | None = None,
+        env: dict[str, str] | None = None,
+        name: str = "worker",
+    ) -> None:
+        """``queues``: run one worker for these queues only (``--queues``); ``env``: extra
+        variables, over the defaults (another machine's own folders, a shared store)."""
+        self.name = name
+        self.log_path = tmp_path / f"{name}-{time.monotonic_ns()}.log"
         env = {
             **os.environ,
             "DATABASE_URL": _database_url(),
@@ -49,10 +60,17 @@ class Worker:
             "LETHE_SIGNING_KEY_PATH": str(settings.LETHE_SIGNING_KEY_PATH),
             "LETHE_STAGE_LEASE_SECONDS": str(lease_seconds),
             "LETHE_TORCH_THREADS": "2",
+            **(env or {}),
         }
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "worker", "--loglevel=info"],
+            [
+                sys.executable,
+                "manage.py",
+                "worker",
+                "--loglevel=info",
+                *([f"--queues={queues}"] if queues else []),
+            ],
             cwd=REPO,
             env=env,
             stdout=self._log,
@@ -62,6 +80,11 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text()[-4000:]
+
+    def ready(self) -> bool:
+        """Celery logs "<name> ready." after its ``worker_ready`` hooks ran (the re-queue
+        of unfinished training): from then on it consumes."""
+        return " ready." in self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
         """SIGKILL both worker processes at once, as a machine crash would."""
@@ -225,7 +248,7 @@ def test_killed_worker_resumes_without_retraining(engineer, integration, sample,
             shard__model=reference, shard__index=stage.shard.index, prefix=stage.prefix
         )
         assert (stage.state, twin.state) == ("trained", "trained")
-        a = load_artifact(Path(stage.artifact_path)).tensors
-        b = load_artifact(Path(twin.artifact_path)).tensors
+        a = load_artifact(Path(settings.ARTIFACT_ROOT) / stage.artifact_key).tensors
+        b = load_artifact(Path(settings.ARTIFACT_ROOT) / twin.artifact_key).tensors
         assert a.keys() == b.keys()
         assert all(torch.equal(a[n], b[n]) for n in a), stage.prefix

@@ -72,9 +72,9 @@ def test_store_lists_and_destroys_stages(tmp_path):
     for key in keys:
         store.save(StageArtifact(key, _tensors()))
     assert sorted(store.keys()) == sorted(keys)
-    assert store.delete(StageKey(0, (1, 0))) is True
+    assert store.delete(StageKey(0, (1, 0))) == ["shard-000/stage-1-0.safetensors"]
     assert not store.path(StageKey(0, (1, 0))).exists()
-    assert store.delete(StageKey(0, (1, 0))) is False
+    assert store.delete(StageKey(0, (1, 0))) == []
     assert sorted(store.keys()) == sorted([keys[0], keys[2]])
 
 

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from governance.apps import local_folders_create
+from governance.cache_listener import cache_listener_start
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -36,6 +37,8 @@ class Command(BaseCommand):
                 [sys.executable, "manage.py", "worker", "--beat", "--loglevel=warning"], cwd=REPO
             )
             self.stdout.write(f"background worker started (pid {worker.pid})")
+        # This process serves predictions from its own stage cache: hear evictions.
+        cache_listener_start()
         try:
             call_command("runserver", options["addrport"], use_reloader=False)
         finally:

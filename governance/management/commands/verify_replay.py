@@ -1,5 +1,7 @@
 """Retrain a model's serving stages from lineage and compare tensor digests (I4); exit 1
-when any stage differs. The result is appended to the audit trail either way."""
+when any stage differs, exit 2 when none differs but some could not be compared here
+(trained on another device kind or precision: run the check on such a worker). The
+result is appended to the audit trail either way."""
 
 from __future__ import annotations
 
@@ -41,7 +43,10 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(f"model {model.name!r}: {exc.message}") from None
         for s in report.stages:
-            verdict = "MATCH" if s.matches else f"MISMATCH: {s.reason}"
+            if not s.compared:
+                verdict = f"NOT COMPARED: {s.reason}"
+            else:
+                verdict = "MATCH" if s.matches else f"MISMATCH: {s.reason}"
             self.stdout.write(
                 f"shard {s.shard} stage {s.prefix} (#{s.stage_id}, position {s.position}): "
                 f"recorded {_short(s.recorded_digest)} replayed {_short(s.replayed_digest)} "
@@ -54,8 +59,16 @@ class Command(BaseCommand):
             f"{matched}/{len(report.stages)} serving stages of model {model.name!r} "
             f"(manifest v{report.manifest_version}) match their replay"
         )
-        if not report.ok:
+        mismatched = [s for s in report.stages if s.compared and not s.matches]
+        if mismatched or not report.stages:
             raise CommandError(f"replay MISMATCH: {summary}")
+        if report.not_compared:
+            raise CommandError(
+                f"replay NOT COMPARED: {summary}; {len(report.not_compared)} were trained on "
+                f"another device kind or precision than this process ({report.replays_on}) "
+                "and cannot be compared here",
+                returncode=2,
+            )
         self.stdout.write(f"replay OK: {summary}")
 
 

@@ -1,0 +1,62 @@
+"""DATABASES entries from a URL: the two backends Lethe is tested on, PostgreSQL and SQLite.
+
+Settings call these with the repository root and the connection age they read from the
+environment; nothing here reads the environment itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+
+def database_from_url(url: str, *, base_dir: Path, conn_max_age: int) -> dict[str, Any]:
+    """Turn ``postgres://user:password@host:port/name?option=value`` into a DATABASES entry.
+
+    ``sqlite:///relative/path`` (from the repository root) and ``sqlite:////absolute/path``
+    are accepted too. Query parameters (``sslmode=require``, ...) become OPTIONS.
+    dj-database-url parses PostgreSQL URLs; this wrapper keeps to the two backends Lethe
+    is tested on and says what is wrong with a URL it refuses.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        options = dict(parse_qsl(parts.query))
+        return sqlite_database(base_dir / unquote(parts.path[1:]), options)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL scheme {parts.scheme!r} is not supported; use postgres:// or sqlite://"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured("DATABASE_URL has an invalid port") from None
+    try:
+        database = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
+    except ValueError as exc:  # dj_database_url.ParseError
+        raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed: {exc}") from None
+    if not database["NAME"]:
+        raise ImproperlyConfigured("DATABASE_URL names no database (postgres://user@host/NAME)")
+    # psycopg 3 is picked up by the postgresql backend; settings keep the port a string.
+    return {**database, "PORT": str(port or ""), "OPTIONS": database.get("OPTIONS", {})}
+
+
+def sqlite_database(path: Path, options: dict[str, str]) -> dict[str, Any]:
+    # The web process and the background worker share the file: WAL lets readers run
+    # during a write, IMMEDIATE takes the write lock up front so a transaction never
+    # fails half-way on an upgrade, and the timeout waits out the other process.
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        # A file, not memory: integration tests share the test database with a worker.
+        "TEST": {"NAME": str(path.with_name(f"{path.stem}-test{path.suffix}"))},
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+            **options,
+        },
+    }
