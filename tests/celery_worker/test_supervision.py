@@ -204,3 +204,59 @@ def test_a_worker_asked_for_warnings_only_prints_no_banner():
 
     assert _argv("control,default", "warning", beat=True)[:2] == ["--quiet", "worker"]
     assert "--quiet" not in _argv("training", "info", beat=False)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_background_worker_dies_with_the_serve_process_that_started_it(tmp_path, settings):
+    """``manage.py serve`` starts ``worker --parent-pid=<its pid>``: a SIGKILL to serve
+    skips its cleanup, so the worker (training process and control child) must stop by
+    itself rather than keep consuming as an orphan."""
+    from governance.models import WorkerHeartbeat
+    from tests.integration.test_worker import _database_url
+
+    environment = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "LETHE_BROKER_DIR": str(settings.LETHE_BROKER_DIR),
+        "LETHE_WORKER_HEARTBEAT_S": "1",
+        "LETHE_TORCH_THREADS": "1",
+    }
+    # A stand-in for serve: starts the worker exactly as serve does, then waits.
+    launcher_code = textwrap.dedent(
+        f"""
+        import os, subprocess, sys, time
+        subprocess.Popen(
+            [sys.executable, "manage.py", "worker", "--loglevel=info",
+             f"--parent-pid={{os.getpid()}}"],
+            cwd={str(REPO)!r},
+        )
+        time.sleep(600)
+        """
+    )
+    with (tmp_path / "worker.log").open("w") as log:
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", launcher_code],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _until(
+                lambda: WorkerHeartbeat.objects.filter(hostname__startswith="control-").exists(),
+                timeout=120,
+                what="the control worker's heartbeat",
+            )
+            (worker,) = _children(launcher.pid)
+            (control,) = _until(lambda: _children(worker.pid), timeout=60, what="its child")
+            launcher.kill()
+            launcher.wait(timeout=10)
+            _until(
+                lambda: not _alive(worker.pid) and not _alive(control.pid),
+                timeout=60,
+                what=f"the orphaned worker to exit: {_describe(worker.pid)}",
+            )
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(launcher.pid, signal.SIGKILL)

@@ -7,6 +7,7 @@ process. Stopping the server (Ctrl-C) stops the worker too.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,9 +34,13 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         worker = None
         if not options["no_worker"]:
-            worker = subprocess.Popen(
-                [sys.executable, "manage.py", "worker", "--beat", "--loglevel=warning"], cwd=REPO
-            )
+            argv = [
+                *(sys.executable, "manage.py", "worker", "--beat", "--loglevel=warning"),
+                # A SIGTERM or SIGKILL to this process skips the finally below; the worker
+                # (and its control child and beat) then stop with it anyway.
+                f"--parent-pid={os.getpid()}",
+            ]
+            worker = subprocess.Popen(argv, cwd=REPO)  # noqa: S603 (our own argv)
             self.stdout.write(f"background worker started (pid {worker.pid})")
         # This process serves predictions from its own stage cache: hear evictions.
         cache_listener_start()

@@ -57,9 +57,10 @@ class Command(BaseCommand):
         if options["device"] is not None:
             _use_device(str(options["device"]))
 
+        if options["parent_pid"] is not None:
+            # serve's background worker and the supervised child never outlive their parent.
+            die_with_parent(options["parent_pid"])
         if options["queues"] is not None:
-            if options["parent_pid"] is not None:
-                die_with_parent(options["parent_pid"])
             queues = str(options["queues"])
             # Named after its first queue: "training-PID@host", "control-PID@host".
             name = queues.split(",")[0].strip() or "worker"
