@@ -13,9 +13,6 @@ local path: that is the question a certificate's "bytes destroyed" claim answers
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,6 +22,9 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.utils.functional import cached_property
+
+# Torch-free (unlearning.objects imports none): the one atomic write for stage files.
+from unlearning.objects import write_atomically
 
 if TYPE_CHECKING:
     from governance.models import Stage
@@ -53,17 +53,7 @@ class AtomicFileSystemStorage(FileSystemStorage):
             self.__dict__.pop("location", None)
 
     def _save(self, name: str, content: Any) -> str:
-        full = Path(self.path(name))
-        full.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=full.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for chunk in content.chunks():
-                    f.write(chunk)
-            os.replace(tmp, full)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(Path(self.path(name)), b"".join(content.chunks()))
         return name.replace("\\", "/")
 
 
@@ -170,16 +160,9 @@ class DjangoArtifactStore:
                 CopySource={"Bucket": self._bucket(), "Key": self._full(source)},
             )
             return
-        target_path = Path(self.storage.path(target))
-        target_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target_path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            shutil.copyfile(self.storage.path(source), tmp)
-            os.replace(tmp, target_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(
+            Path(self.storage.path(target)), Path(self.storage.path(source)).read_bytes()
+        )
 
     # --- S3 details ---------------------------------------------------------------------
 
@@ -217,7 +200,7 @@ def store_identity() -> str:
     if hasattr(storage, "bucket_name"):
         endpoint = getattr(storage, "endpoint_url", "") or ""
         return f"s3://{storage.bucket_name}/{getattr(storage, 'location', '')}@{endpoint}"
-    return f"file://{Path(storage.path('')).resolve()}"
+    return f"file://{getattr(storage, 'location', '')}"  # FileSystemStorage: absolute
 
 
 def stage_cache() -> StageFileCache | None:

@@ -121,37 +121,46 @@ def _children(pid: int) -> list[psutil.Process]:
         return []
 
 
-@contextlib.contextmanager
-def _manage_py_worker(
-    tmp_path: Path, settings: Any, *args: str, **env: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    """The real ``manage.py worker`` (logging to tmp_path/worker.log), yielded once its
-    control worker heartbeats; its whole process group is killed afterwards."""
-    from governance.models import WorkerHeartbeat
+def _worker_environment(settings: Any, **env: str) -> dict[str, str]:
+    """A worker process's environment: this test's database and broker folder."""
     from tests.integration.test_worker import _database_url
 
-    environment = {
+    return {
         **os.environ,
         "DATABASE_URL": _database_url(),
         "LETHE_BROKER_DIR": str(settings.LETHE_BROKER_DIR),
         "LETHE_WORKER_HEARTBEAT_S": "1",
         **env,
     }
+
+
+def _control_heartbeat() -> None:
+    from governance.models import WorkerHeartbeat
+
+    _until(
+        lambda: WorkerHeartbeat.objects.filter(hostname__startswith="control-").exists(),
+        timeout=120,
+        what="the control worker's heartbeat",
+    )
+
+
+@contextlib.contextmanager
+def _manage_py_worker(
+    tmp_path: Path, settings: Any, *args: str, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The real ``manage.py worker`` (logging to tmp_path/worker.log), yielded once its
+    control worker heartbeats; its whole process group is killed afterwards."""
     with (tmp_path / "worker.log").open("w") as log:
         parent = subprocess.Popen(
             [sys.executable, "manage.py", "worker", *args, "--loglevel=info"],
             cwd=REPO,
-            env=environment,
+            env=_worker_environment(settings, **env),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
-            _until(
-                lambda: WorkerHeartbeat.objects.filter(hostname__startswith="control-").exists(),
-                timeout=120,
-                what="the control worker's heartbeat",
-            )
+            _control_heartbeat()
             yield parent
         finally:
             with contextlib.suppress(ProcessLookupError):
@@ -212,16 +221,6 @@ def test_a_background_worker_dies_with_the_serve_process_that_started_it(tmp_pat
     """``manage.py serve`` starts ``worker --parent-pid=<its pid>``: a SIGKILL to serve
     skips its cleanup, so the worker (training process and control child) must stop by
     itself rather than keep consuming as an orphan."""
-    from governance.models import WorkerHeartbeat
-    from tests.integration.test_worker import _database_url
-
-    environment = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "LETHE_BROKER_DIR": str(settings.LETHE_BROKER_DIR),
-        "LETHE_WORKER_HEARTBEAT_S": "1",
-        "LETHE_TORCH_THREADS": "1",
-    }
     # A stand-in for serve: starts the worker exactly as serve does, then waits.
     launcher_code = textwrap.dedent(
         f"""
@@ -237,17 +236,13 @@ def test_a_background_worker_dies_with_the_serve_process_that_started_it(tmp_pat
     with (tmp_path / "worker.log").open("w") as log:
         launcher = subprocess.Popen(
             [sys.executable, "-c", launcher_code],
-            env=environment,
+            env=_worker_environment(settings, LETHE_TORCH_THREADS="1"),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
-            _until(
-                lambda: WorkerHeartbeat.objects.filter(hostname__startswith="control-").exists(),
-                timeout=120,
-                what="the control worker's heartbeat",
-            )
+            _control_heartbeat()
             (worker,) = _children(launcher.pid)
             (control,) = _until(lambda: _children(worker.pid), timeout=60, what="its child")
             launcher.kill()

@@ -14,14 +14,14 @@ from django.core.management import CommandError, call_command
 
 from governance import engine
 from governance.engine import HostPool
-from governance.models import TrainingTask
-from governance.services.datasets import dataset_create, records_upsert
-from governance.services.record_rows import validate_rows
 from governance.services.serving import model_predict, predictors
-from governance.services.training import ModelSpec, model_create, model_train
-from governance.services.training_tasks import training_task_run
+from governance.services.training import model_create, model_train
 from tests.factories import UnlearningModelFactory
-from tests.personas import sample_rows
+from tests.governance import test_training_services as training
+
+# The trained-model fixtures of the training tests, shared.
+dataset = training.dataset
+_run_all, _spec = training._run_all, training._spec
 
 
 @pytest.fixture
@@ -117,34 +117,11 @@ def test_training_precision_comes_from_the_model(db):
     assert engine.train_settings(model).precision == "bf16"
 
 
-@pytest.fixture
-def dataset(db, sample):
-    ds = dataset_create(actor="test", name="support", labels=sample.labels)
-    valid, errors = validate_rows(sample_rows(sample.train), labels=sample.labels, max_rows=10**6)
-    assert not errors
-    records_upsert(actor="test", dataset=ds, rows=valid)
-    return ds
-
-
 def _trained(dataset, name, slices, django_capture_on_commit_callbacks):
-    spec = ModelSpec(
-        name=name,
-        dataset=dataset,
-        base_model="tiny-bert",
-        shards=1,
-        slices=slices,
-        sequences=1,
-        sequence_policy="cyclic",
-        epochs=1,
-        learning_rate=1e-2,
-        batch_size=16,
-        seed=5,
-    )
+    spec = _spec(dataset, name=name, shards=1, slices=slices, sequences=1)
     model = model_create(actor="test", spec=spec)
     with django_capture_on_commit_callbacks(execute=False):
-        job = model_train(actor="test", model=model)
-    for task in TrainingTask.objects.filter(job=job).order_by("pk"):
-        training_task_run(task_id=task.pk)
+        _run_all(model_train(actor="test", model=model))
     model.refresh_from_db()
     assert model.status == "ready"
     return model

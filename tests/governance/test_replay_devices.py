@@ -9,13 +9,14 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from governance.models import AuditEvent, ServingManifest, Stage, TrainingTask
-from governance.services.datasets import dataset_create, records_upsert
-from governance.services.record_rows import validate_rows
+from governance.models import AuditEvent, ServingManifest, Stage
 from governance.services.replay import model_replay_verify, trained_on
-from governance.services.training import ModelSpec, model_create, model_train
-from governance.services.training_tasks import training_task_run
-from tests.personas import sample_rows
+from governance.services.training import model_create, model_train
+from tests.governance import test_training_services as training
+
+# The trained-model fixtures of the training tests, shared.
+dataset = training.dataset
+_run_all, _spec = training._run_all, training._spec
 
 CUDA_FACTS = {
     "gpu_name": "NVIDIA H200",
@@ -27,31 +28,12 @@ CUDA_FACTS = {
 
 
 @pytest.fixture
-def model(db, sample, settings, tmp_path, django_capture_on_commit_callbacks):
+def model(dataset, settings, tmp_path, django_capture_on_commit_callbacks):
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     settings.LETHE_DEVICE = "cpu"
-    dataset = dataset_create(actor="test", name="support", labels=sample.labels)
-    valid, errors = validate_rows(sample_rows(sample.train), labels=sample.labels, max_rows=10**6)
-    assert not errors
-    records_upsert(actor="test", dataset=dataset, rows=valid)
-    spec = ModelSpec(
-        name="tiny",
-        dataset=dataset,
-        base_model="tiny-bert",
-        shards=2,
-        slices=2,
-        sequences=2,
-        sequence_policy="cyclic",
-        epochs=1,
-        learning_rate=1e-2,
-        batch_size=16,
-        seed=5,
-    )
-    created = model_create(actor="test", spec=spec)
+    created = model_create(actor="test", spec=_spec(dataset))
     with django_capture_on_commit_callbacks(execute=False):
-        job = model_train(actor="test", model=created)
-    for task in TrainingTask.objects.filter(job=job).order_by("pk"):
-        training_task_run(task_id=task.pk)
+        _run_all(model_train(actor="test", model=created))
     created.refresh_from_db()
     assert created.status == "ready"
     return created

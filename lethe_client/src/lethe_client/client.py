@@ -9,19 +9,16 @@ Everything else is the server's answer as JSON (``lethe_client.types`` describes
 
 from __future__ import annotations
 
-import json as json_lib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import quote
-
-import httpx
 
 from lethe_client import records as _records
-from lethe_client.errors import ApiError, WaitTimeout
+from lethe_client.errors import WaitTimeout
 from lethe_client.records import PushProgress, PushResult, RejectedRow, SourceRow
+from lethe_client.transport import _dumps, _segment
 from lethe_client.types import (
     TERMINAL_STATUSES,
     CertificateEnvelope,
@@ -34,9 +31,8 @@ from lethe_client.types import (
     PublicKeyListed,
 )
 from lethe_client.verify import Verification, verify_envelope
+from lethe_client.webhooks import WebhooksApi
 
-API_PREFIX = "/api/v1"
-DEFAULT_TIMEOUT_S = 30.0
 # The server refuses bodies over LETHE_MAX_UPLOAD_BYTES (32 MiB by default): stay well under.
 DEFAULT_BATCH_ROWS = 1000
 DEFAULT_BATCH_BYTES = 8 * 1024 * 1024
@@ -45,13 +41,12 @@ DEFAULT_BATCH_BYTES = 8 * 1024 * 1024
 DEFAULT_WAIT_S = 600.0
 POLL_FIRST_S = 0.25
 POLL_MAX_S = 5.0
-THROTTLE_RETRIES = 3
 
 ProgressCallback = Callable[[PushProgress], None]
 StatusCallback = Callable[[ErasureRequest], None]
 
 
-class Client:
+class Client(WebhooksApi):
     """A Lethe API client bound to one server and one API token.
 
     ``base_url`` is the server's root (``https://lethe.example.org``); ``token`` an API key
@@ -59,69 +54,6 @@ class Client:
     ``Authorization: Token <key>``). The public-key endpoints need no token. ``timeout`` is
     per HTTP request, in seconds. Use it as a context manager, or call ``close()``.
     """
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
-        *,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        headers = {"Accept": "application/json", "User-Agent": "lethe-client/0.1"}
-        if token:
-            headers["Authorization"] = f"Token {token}"
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.base_url + API_PREFIX,
-            headers=headers,
-            timeout=timeout,
-            transport=transport,
-            follow_redirects=False,
-        )
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
-
-    # --- transport ------------------------------------------------------------------------
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-    ) -> httpx.Response:
-        """One API call (``path`` under ``/api/v1``); any 4xx or 5xx raises ``ApiError``.
-
-        A 429 is retried after the ``Retry-After`` the server names, a few times: bulk
-        pushes meet the API throttle, and waiting is what the server asks for.
-        """
-        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
-        for attempt in range(THROTTLE_RETRIES + 1):
-            response = self._http.request(
-                method, path, json=json, params=query, headers=headers, content=content
-            )
-            if response.status_code != 429 or attempt == THROTTLE_RETRIES:
-                break
-            time.sleep(_retry_after(response))
-        if response.status_code >= 400:
-            raise _api_error(response)
-        return response
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, **kwargs)
-        return response.json() if response.content else None
 
     # --- service ----------------------------------------------------------------------------
 
@@ -456,84 +388,8 @@ class Client:
         """Offline: the signature against ``public_key_pem``; no request is made."""
         return verify_envelope(envelope, public_key_pem)
 
-    # --- webhooks (thin: the server's answers as they are) ----------------------------------
-
-    def list_webhooks(self) -> Any:
-        """The caller's subscriptions (auditors: all)."""
-        return self._json("GET", "/webhooks/")
-
-    def create_webhook(
-        self,
-        url: str,
-        event_types: Iterable[str],
-        *,
-        description: str = "",
-        active: bool = True,
-        **fields: Any,
-    ) -> dict[str, Any]:
-        """Subscribe ``url``; the answer holds the signing secret, shown this once only."""
-        body = {
-            "url": url,
-            "event_types": list(event_types),
-            "description": description,
-            "active": active,
-            **fields,
-        }
-        return cast(dict[str, Any], self._json("POST", "/webhooks/", json=body))
-
-    def get_webhook(self, webhook_id: int | str) -> dict[str, Any]:
-        """One subscription."""
-        return cast(dict[str, Any], self._json("GET", f"/webhooks/{_segment(webhook_id)}/"))
-
-    def update_webhook(self, webhook_id: int | str, **fields: Any) -> dict[str, Any]:
-        """Change a subscription's fields (``PATCH``): url, event_types, active, ..."""
-        path = f"/webhooks/{_segment(webhook_id)}/"
-        return cast(dict[str, Any], self._json("PATCH", path, json=fields))
-
-    def delete_webhook(self, webhook_id: int | str) -> None:
-        """Remove a subscription."""
-        self.request("DELETE", f"/webhooks/{_segment(webhook_id)}/")
-
-    def rotate_webhook_secret(self, webhook_id: int | str) -> dict[str, Any]:
-        """A new signing secret (shown once); the old one stays valid for a grace period."""
-        path = f"/webhooks/{_segment(webhook_id)}/rotate-secret/"
-        return cast(dict[str, Any], self._json("POST", path))
-
-    def test_webhook(self, webhook_id: int | str) -> dict[str, Any]:
-        """Send a ``webhook.test`` event to the subscription."""
-        path = f"/webhooks/{_segment(webhook_id)}/test/"
-        return cast(dict[str, Any], self._json("POST", path))
-
-    def list_webhook_deliveries(self, webhook_id: int | str, **params: Any) -> Any:
-        """The subscription's delivery log: status, attempts, response code, last error."""
-        path = f"/webhooks/{_segment(webhook_id)}/deliveries/"
-        return self._json("GET", path, params=params)
-
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def _segment(value: int | str) -> str:
-    """A path segment, percent-encoded (subject ids may hold ``/``, ``?`` or spaces)."""
-    return quote(str(value), safe="")
-
-
-def _query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _dumps(value: Any) -> bytes:
-    return json_lib.dumps(value, ensure_ascii=False).encode("utf-8")
-
-
-def _retry_after(response: httpx.Response) -> float:
-    """The seconds ``Retry-After`` asks for (1 s when absent or a date), capped at 60."""
-    try:
-        return max(0.0, min(float(response.headers.get("Retry-After", "1")), 60.0))
-    except ValueError:
-        return 1.0
 
 
 def _progress(result: PushResult, *, bytes_read: int, bytes_total: int | None) -> PushProgress:
@@ -546,26 +402,4 @@ def _progress(result: PushResult, *, bytes_read: int, bytes_total: int | None) -
         updated=result.updated,
         unchanged=result.unchanged,
         rejected=len(result.rejected),
-    )
-
-
-def _api_error(response: httpx.Response) -> ApiError:
-    """The API's ``{"error": {code, message, details}}``, or a stand-in for any other body."""
-    request_id = response.headers.get("X-Request-ID")
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("code"), str):
-        return ApiError(
-            response.status_code,
-            error["code"],
-            str(error.get("message", "")),
-            error.get("details"),
-            request_id=request_id,
-        )
-    text = response.text[:500].strip() or response.reason_phrase
-    return ApiError(
-        response.status_code, f"http_{response.status_code}", text, request_id=request_id
     )
