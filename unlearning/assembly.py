@@ -1,10 +1,11 @@
 """The adapter host: one loaded base model whose LoRA groups switch between stages.
 
-The host wraps a frozen base with LoRA on every block's attention projections. The model
-at depth k of a sequence is: groups 1..k loaded from stages 1..k, the head of stage k, and
-groups k+1..L switched off (peft's per-layer ``enable_adapters(False)`` makes those layers
-return exactly ``base_layer(x)``). Switching depth or sequence only copies the groups
-whose tensors differ, so a hot switch costs milliseconds and never reloads the base.
+The host wraps a frozen base with LoRA on every block's attention projections (or the
+modules ``LoraSettings.targets`` names). The model at depth k of a sequence is: groups
+1..k loaded from stages 1..k, the head of stage k, and groups k+1..L switched off (peft's
+per-layer ``enable_adapters(False)`` makes those layers return exactly ``base_layer(x)``).
+Switching depth or sequence only copies the groups whose tensors differ, so a hot switch
+costs milliseconds and never reloads the base.
 
 LoRA is never merged into the base weights: merging is not bit-exact and would make the
 adapters inseparable, and separability is what lets a deletion simply drop groups.
@@ -12,6 +13,9 @@ adapters inseparable, and separability is what lets a deletion simply drop group
 The host lives on one device (``unlearning.device``): the whole model is moved there once,
 stages are copied in from CPU tensors and ``stage_tensors`` hands back CPU copies, so a
 stage artifact never depends on where it was trained or is served.
+
+A causal LM has no trained head: its output projection is frozen base weight (tied to the
+embeddings), so a generation stage holds only its group's LoRA tensors.
 """
 
 from __future__ import annotations
@@ -42,11 +46,27 @@ class LoraSettings:
         rank: adapter rank r (8 suits MiniLM; 16 in the paper's larger models).
         alpha: scaling numerator; the update is scaled by alpha / rank.
         dropout: dropout on the adapter input; 0 keeps a stage cheap and exact to replay.
+        targets: module names inside a block that get LoRA; () = the model's anatomy
+            defaults (attention query/value), exactly what models had before targets.
     """
 
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.0
+    targets: tuple[str, ...] = ()
+
+    def recipe(self, defaults: Sequence[str] = ()) -> dict[str, object]:
+        """The settings as a stage recipe records them.
+
+        ``targets`` is left out when empty or equal to ``defaults`` (the anatomy's): such
+        a stage trains exactly what stages trained before targets existed, and its recipe
+        stays identical to theirs, so old and new recipes compare field by field.
+        """
+        recipe: dict[str, object] = {"rank": self.rank, "alpha": self.alpha}
+        recipe["dropout"] = self.dropout
+        if self.targets and tuple(self.targets) != tuple(defaults):
+            recipe["targets"] = list(self.targets)
+        return recipe
 
 
 class AdapterHost:
@@ -74,14 +94,15 @@ class AdapterHost:
         self.anatomy: Anatomy = inspect_model(base)
         self.groups = layer_groups(self.anatomy.num_blocks, num_groups)
         self.lora = lora
+        self.lora_targets = tuple(lora.targets) or self.anatomy.lora_targets
         config = LoraConfig(
             r=lora.rank,
             lora_alpha=lora.alpha,
             lora_dropout=lora.dropout,
-            target_modules=list(self.anatomy.lora_targets),
+            target_modules=list(self.lora_targets),
             bias="none",
-            # GPT-2 keeps its attention projection as a transposed Conv1D.
-            fan_in_fan_out=self.anatomy.lora_targets == ("c_attn",),
+            # GPT-2 keeps its projections as transposed Conv1D modules.
+            fan_in_fan_out=_targets_conv1d(base, self.anatomy.block_path, self.lora_targets),
         )
         # peft draws LoRA-A init from the global RNG; keep that from leaking into callers.
         # The values are irrelevant: every stage re-initialises its own group from a seed.
@@ -144,8 +165,16 @@ class AdapterHost:
             param.requires_grad_(False)
         self.depth = depth
 
+    @property
+    def has_head(self) -> bool:
+        """Whether stages carry a trained head (classifiers) or none (causal LMs)."""
+        return bool(self.head_param_names)
+
     def stage_tensors(self, group: int) -> dict[str, torch.Tensor]:
-        """CPU copies of one group's LoRA tensors and the current head: a stage's content."""
+        """CPU copies of one group's LoRA tensors and the current head: a stage's content.
+
+        A causal LM has no head, so its stage is the group's LoRA tensors alone.
+        """
         names = [*self.group_param_names[group], *self.head_param_names]
         return {n: _cpu_copy(self._params[n]) for n in names}
 
@@ -163,7 +192,7 @@ class AdapterHost:
                 if self._loaded.get(group) != stage.digest:
                     self._copy(stage, self.group_param_names[group])
                     self._loaded[group] = stage.digest
-            if stages and self._loaded.get(0) != stages[-1].digest:
+            if self.has_head and stages and self._loaded.get(0) != stages[-1].digest:
                 self._copy(stages[-1], self.head_param_names)
                 self._loaded[0] = stages[-1].digest
         self.set_depth(len(stages))
@@ -200,6 +229,25 @@ class AdapterHost:
         """Record that the host now holds ``stage`` in its group and head."""
         self._loaded[stage.key.position] = stage.digest
         self._loaded[0] = stage.digest
+
+
+def _targets_conv1d(base: nn.Module, block_path: str, targets: Sequence[str]) -> bool:
+    """Whether block 0's targeted modules are transformers' Conv1D (weights stored [in, out]).
+
+    Raises:
+        ValueError: when a target names no module of block 0 (peft would silently skip it
+            in some blocks, or fail late with a less useful message).
+    """
+    from transformers.pytorch_utils import Conv1D
+
+    block = base.get_submodule(f"{block_path}.0")
+    found = {name.split(".")[-1]: m for name, m in block.named_modules() if name}
+    missing = [t for t in targets if t not in found]
+    if missing:
+        raise ValueError(
+            f"lora targets {missing} are not modules of {type(base).__name__}'s blocks"
+        )
+    return any(isinstance(found[t], Conv1D) for t in targets)
 
 
 def _cpu_copy(param: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 
 from unlearning.artifacts import StageArtifact, StageKey
 from unlearning.assembly import AdapterHost
-from unlearning.data import Collator, Example
+from unlearning.data import Collator, Example, Payload
 from unlearning.policy import choose_serving
 
 
@@ -131,7 +131,7 @@ class Ensemble:
         self.collate = collate
         self.precision = check_precision(precision, host.device)
 
-    def predict_proba(self, payloads: Sequence[str | torch.Tensor]) -> torch.Tensor:
+    def predict_proba(self, payloads: Sequence[Payload]) -> torch.Tensor:
         """Mean class probabilities over serving shards, shape [len(payloads), num_labels].
 
         Computed on the host's device; returned on the CPU (fp32).
@@ -156,13 +156,13 @@ class Ensemble:
         assert total is not None
         return (total / len(self.choices)).cpu()
 
-    def predict(self, payloads: Sequence[str | torch.Tensor]) -> list[int]:
+    def predict(self, payloads: Sequence[Payload]) -> list[int]:
         """The most probable class index per input."""
         return self.predict_proba(payloads).argmax(dim=-1).tolist()
 
 
 def accuracy(
-    predict: Callable[[Sequence[str | torch.Tensor]], list[int]],
+    predict: Callable[[Sequence[Payload]], list[int]],
     examples: Sequence[Example],
     batch_size: int = 64,
 ) -> float:

@@ -18,6 +18,16 @@ _BLOCK_CONTAINER_NAMES = ("layer", "layers", "h", "blocks", "block")
 # Attention projections that get LoRA, in order of preference; the first family whose
 # names all occur in block 0 wins (BERT/RoBERTa/MiniLM, ViT/Llama/Mistral, GPT-2).
 _LORA_TARGET_CANDIDATES = (("query", "value"), ("q_proj", "v_proj"), ("c_attn",))
+# Generation adapts attention and MLP projections: every one of these present in block 0
+# (Llama/Mistral/Qwen2/Gemma, GPT-2, OPT/Phi, GPT-NeoX/Falcon), in this order.
+_GENERATION_TARGETS = (
+    *("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    *("c_attn", "c_proj", "c_fc"),
+    *("out_proj", "dense", "fc1", "fc2"),
+    *("query_key_value", "dense_h_to_4h", "dense_4h_to_h"),
+)
+# Causal LMs keep their output projection (tied to the embeddings) frozen: no trained head.
+_CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 # Task heads of sequence/image classifiers: BERT/ViT call it classifier, GPT-2/Llama score.
 _HEAD_NAMES = ("classifier", "score")
 # peft wraps the task model; its parameters gain this prefix.
@@ -26,26 +36,29 @@ _PEFT_PREFIX = ("base_model", "model")
 
 @dataclass(frozen=True)
 class Anatomy:
-    """Where a classifier keeps its blocks, its LoRA targets and its head.
+    """Where a task model keeps its blocks, its LoRA targets and its head.
 
     Attributes:
         block_path: dotted path of the block container inside the task model.
         num_blocks: number of transformer blocks.
-        lora_targets: module names inside a block that receive LoRA adapters.
-        head: name of the top-level classification head module.
+        lora_targets: module names inside a block that receive LoRA adapters when the
+            settings name none: attention query/value, the targets stages always had
+            (generation models name theirs: ``generation_targets``).
+        head: name of the top-level classification head module; None for a causal LM,
+            whose output projection is frozen base weight.
     """
 
     block_path: str
     num_blocks: int
     lora_targets: tuple[str, ...]
-    head: str
+    head: str | None
 
 
 def inspect_model(model: nn.Module) -> Anatomy:
-    """Find the block container, LoRA targets and head of a classification model.
+    """Find the block container, LoRA targets and head of a task model.
 
     Args:
-        model: a Hugging Face task model (not yet wrapped by peft).
+        model: a Hugging Face classifier or causal LM (not yet wrapped by peft).
 
     Returns:
         The model's anatomy.
@@ -62,7 +75,7 @@ def inspect_model(model: nn.Module) -> Anatomy:
         raise ValueError(f"model {type(model).__name__}: no transformer block container found")
     block_path, blocks = max(containers, key=lambda item: len(item[1]))
     first_block_leaves = {name.split(".")[-1] for name, _ in blocks[0].named_modules()}
-    targets = next(
+    targets: tuple[str, ...] | None = next(
         (c for c in _LORA_TARGET_CANDIDATES if set(c) <= first_block_leaves),
         None,
     )
@@ -70,9 +83,34 @@ def inspect_model(model: nn.Module) -> Anatomy:
         raise ValueError(f"model {type(model).__name__}: no known attention projection in a block")
     children = {name for name, _ in model.named_children()}
     head = next((h for h in _HEAD_NAMES if h in children), None)
-    if head is None:
+    if is_causal_lm(model):
+        head = None  # the output projection is frozen base weight, never a stage's
+    elif head is None:
         raise ValueError(f"model {type(model).__name__}: no classification head ({_HEAD_NAMES})")
     return Anatomy(block_path=block_path, num_blocks=len(blocks), lora_targets=targets, head=head)
+
+
+def is_causal_lm(model: nn.Module) -> bool:
+    """Whether a task model is a causal language model (it generates; it has no head)."""
+    return type(model).__name__.endswith(_CAUSAL_LM_SUFFIXES)
+
+
+def generation_targets(model: nn.Module, block_path: str) -> tuple[str, ...]:
+    """The attention and MLP projections of block 0 that generation adapts.
+
+    Raises:
+        ValueError: when block 0 has none of the known projection names.
+    """
+    block = model.get_submodule(f"{block_path}.0")
+    leaves = {
+        name.split(".")[-1]
+        for name, module in block.named_modules()
+        if name and not list(module.children())
+    }
+    targets = tuple(t for t in _GENERATION_TARGETS if t in leaves)
+    if not targets:
+        raise ValueError(f"model {type(model).__name__}: no known projection in a block")
+    return targets
 
 
 def layer_groups(num_blocks: int, num_groups: int) -> tuple[tuple[int, ...], ...]:
@@ -132,7 +170,7 @@ def is_lora_param(param_name: str) -> bool:
     return any(part in ("lora_A", "lora_B") for part in _components(param_name))
 
 
-def is_head_param(param_name: str, head: str) -> bool:
-    """Whether the parameter belongs to the top-level classification head."""
+def is_head_param(param_name: str, head: str | None) -> bool:
+    """Whether the parameter belongs to the top-level classification head (None: no head)."""
     parts = _components(param_name)
-    return bool(parts) and parts[0] == head
+    return head is not None and bool(parts) and parts[0] == head

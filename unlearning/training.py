@@ -2,8 +2,9 @@
 
 Stage i of a sequence reads the union of its first i slices, starts from stages 1..i-1
 (loaded, frozen), re-initialises group i's LoRA from its own seed and trains it together
-with the head, with AdamW over exactly those tensors. Everything else stays bit-identical
-(invariant I1).
+with the head (a causal LM has none), with AdamW over exactly those tensors. Everything
+else stays bit-identical (invariant I1). Generation batches carry token labels: the loss
+is then next-token cross entropy over the response tokens (``generation.causal_loss_at``).
 
 All randomness comes from seeds derived from (model seed, shard, prefix): data order,
 dropout, LoRA-A init and, at stage 1, the head init. A stage is a pure function of its
@@ -32,6 +33,7 @@ from unlearning import device
 from unlearning.artifacts import LocalArtifactStore, StageArtifact, StageKey
 from unlearning.assembly import AdapterHost
 from unlearning.data import Collator, Example, lineage_digest
+from unlearning.generation import causal_loss_at, loss_positions
 from unlearning.recipe import runtime_recipe
 
 StepCallback = Callable[[int, float], None]
@@ -154,7 +156,7 @@ def train_stage(
     artifact = StageArtifact(
         key=key,
         tensors=host.stage_tensors(group),
-        recipe=_stage_recipe(host, key, ordered, settings, model_seed),
+        recipe=_stage_recipe(host, key, ordered, settings, model_seed, collate),
         metrics={
             "final_loss": losses[-1],
             "mean_loss": sum(losses) / len(losses),
@@ -194,9 +196,15 @@ def _optimise(
                 permutation = torch.randperm(len(examples), generator=order)
                 for batch in permutation.split(settings.batch_size):  # type: ignore[no-untyped-call]
                     inputs = device.to_device(collate([examples[i] for i in batch.tolist()]), where)
+                    tokens = inputs.pop("labels", None)  # a causal LM's response labels
+                    if tokens is not None:  # only the positions the loss reads get logits
+                        inputs["logits_to_keep"] = positions = loss_positions(tokens)
                     with device.autocast(where, settings.precision):
-                        logits = model(**inputs).logits  # [batch, num_labels]
-                    loss = F.cross_entropy(logits.float(), labels[batch.to(where)])  # fp32 loss
+                        logits = model(**inputs).logits  # [batch, num_labels] (or [b, t, vocab])
+                    if tokens is None:
+                        loss = F.cross_entropy(logits.float(), labels[batch.to(where)])  # fp32
+                    else:
+                        loss = causal_loss_at(logits, tokens, positions)
                     optimizer.zero_grad(set_to_none=True)
                     device.backward_step(loss, optimizer, scaler)
                     losses.append(float(loss.detach()))
@@ -213,11 +221,15 @@ def _stage_recipe(
     examples: Sequence[Example],
     settings: TrainSettings,
     model_seed: int,
+    collate: Collator,
 ) -> dict[str, object]:
+    # A generation collator says how prompts were formatted and truncated; others add nothing.
+    extra = {"generation": collate.recipe} if hasattr(collate, "recipe") else {}
     return {
+        **extra,
         "runtime": runtime_recipe(host.device),
         "settings": asdict(settings),
-        "lora": asdict(host.lora),
+        "lora": host.lora.recipe(host.anatomy.lora_targets),
         "model_seed": model_seed,
         "seeds": {p: stage_seed(model_seed, key, p) for p in ("order", "dropout", "lora", "head")},
         "group_blocks": list(host.groups[key.position - 1]),
@@ -227,21 +239,11 @@ def _stage_recipe(
 
 
 def stage_plan(sequences: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
-    """Every distinct prefix of a shard's sequences, parents first (a prefix trie, DFS).
-
-    Sequences sharing a prefix share its stages, so a shard with B sequences of length L
-    trains at most B·L stages, fewer when prefixes repeat (all L! at full budget: 64
-    stages instead of 96 for L = 4).
-    """
-    seen: set[tuple[int, ...]] = set()
-    plan: list[tuple[int, ...]] = []
-    for order in sequences:
-        for depth in range(1, len(order) + 1):
-            prefix = tuple(order[:depth])
-            if prefix not in seen:
-                seen.add(prefix)
-                plan.append(prefix)
-    return plan
+    """Every distinct prefix of a shard's sequences, parents first (a prefix trie, DFS):
+    B sequences of length L share stages, so at most B·L are trained (64, not 96, for
+    all 4! orders of L = 4)."""
+    plan = [tuple(order[:depth]) for order in sequences for depth in range(1, len(order) + 1)]
+    return list(dict.fromkeys(plan))  # first occurrence wins: parents before children
 
 
 @dataclass
@@ -275,14 +277,11 @@ def train_shard(
 
     Args:
         host: the adapter host (its base must match the store's stages).
-        shard: shard index.
         sequences: the shard's sequences (orders of slice indices).
         slices: the shard's records per slice index.
         store: where stages are saved and looked up.
-        collate: batch builder.
-        settings: optimisation settings.
-        model_seed: the model's seed.
-        on_stage: called with (artifact, reused) after each stage.
+        on_stage: called with (artifact, reused) after each stage; the shard, collator,
+            settings and seed are passed on to ``train_stage``.
 
     Returns:
         The digests of all stages, and which were trained now or reused.
@@ -300,12 +299,11 @@ def train_shard(
                 known.get(prefix[:j]) or store.load(StageKey(shard, prefix[:j]))
                 for j in range(1, len(prefix))
             ]
-            examples = [e for s in prefix for e in slices[s]]
             artifact = train_stage(
                 host,
                 key=key,
                 parents=parents,
-                examples=examples,
+                examples=[e for s in prefix for e in slices[s]],
                 collate=collate,
                 settings=settings,
                 model_seed=model_seed,
