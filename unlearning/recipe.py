@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 DETERMINISM_ENV = {"MKL_CBWR": "AVX2,STRICT", "ATEN_CPU_CAPABILITY": "default"}
 # cuBLAS picks its workspace (and with it reduction order) when its handle is created.
 CUDA_DETERMINISM_ENV = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
-_LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "safetensors")
+_LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "safetensors", "pillow")
 
 
 def pin_cpu_determinism() -> None:
