@@ -280,6 +280,10 @@ LETHE_MAX_UPLOAD_BYTES = envint("LETHE_MAX_UPLOAD_BYTES", 32 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = LETHE_MAX_UPLOAD_BYTES
 # Rows per bulk records request: bounds one upsert transaction.
 LETHE_MAX_BATCH_ROWS = envint("LETHE_MAX_BATCH_ROWS", 100_000)
+# One image record (docs/tasks.md): its file size, and its width × height, checked at
+# ingest before any pixel is decompressed.
+LETHE_IMAGE_MAX_BYTES = envint("LETHE_IMAGE_MAX_BYTES", 5 * 1024 * 1024)
+LETHE_IMAGE_MAX_PIXELS = envint("LETHE_IMAGE_MAX_PIXELS", 16_000_000)
 # Requests in one record-keeping report (API export and page): a longer period is a 400.
 LETHE_REPORT_MAX_ROWS = envint("LETHE_REPORT_MAX_ROWS", 100_000)
 

@@ -1,5 +1,5 @@
-"""``datasets/``: create a dataset (its name and label set), read one back, and the privacy
-officer's grants of a dataset to integration accounts.
+"""``datasets/``: create a dataset (its name, task and label set), read one back, and the
+privacy officer's grants of a dataset to integration accounts.
 
 A dataset out of the caller's scope (``selectors.datasets.datasets_visible``) is a 404, as
 one that does not exist: an integration account cannot learn which other datasets exist."""
@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from governance.api.common import (
     SIGNED_IN,
+    NamedChoiceField,
     StrictCharField,
     StrictSerializer,
     error_responses,
@@ -27,12 +28,15 @@ from governance.permissions import Action, allowed
 from governance.selectors.datasets import datasets_visible
 from governance.services.datasets import dataset_create
 from governance.services.grants import dataset_grant_create, dataset_grant_delete, grant_user
+from governance.services.record_rows import TASKS
 
 
 class DatasetOutput(serializers.ModelSerializer[Dataset]):
+    task = NamedChoiceField(TASKS, enum_name="DatasetTask", help_text="What a record holds.")
+
     class Meta:
         model = Dataset
-        fields = ("id", "name", "labels", "created_at")
+        fields = ("id", "name", "task", "labels", "created_at")
 
 
 class DatasetCreateApi(APIView):
@@ -43,8 +47,20 @@ class DatasetCreateApi(APIView):
             ref_name = "DatasetCreateInput"
 
         name = StrictCharField(max_length=200)
+        task = NamedChoiceField(
+            TASKS,
+            enum_name="DatasetTask",
+            required=False,
+            default="classification",
+            help_text="What a record holds (docs/tasks.md); classification by default.",
+        )
         labels = serializers.ListField(
-            child=StrictCharField(max_length=200), min_length=2, max_length=1000
+            child=StrictCharField(max_length=200),
+            required=False,
+            default=list,
+            max_length=1000,
+            help_text="Ordered class labels, at least two: required for classification and "
+            "image_classification, absent or empty for generation.",
         )
 
     @extend_schema(
@@ -53,7 +69,9 @@ class DatasetCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(self.InputSerializer, request.data)
-        dataset = dataset_create(actor=request.user, name=data["name"], labels=data["labels"])
+        dataset = dataset_create(
+            actor=request.user, name=data["name"], labels=data["labels"], task=data["task"]
+        )
         return Response(DatasetOutput(dataset).data, status=status.HTTP_201_CREATED)
 
 

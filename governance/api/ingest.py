@@ -4,6 +4,11 @@ Parsing only: ``governance.services.record_rows.validate_rows`` checks each row 
 ``governance.services.datasets.records_upsert`` writes the rows that pass. A syntax error
 (bad JSON line, bad CSV header) rejects the whole request with a 400 naming the place.
 
+What a row holds depends on the dataset's task (docs/tasks.md), so the CSV header a body
+must have does too (``record_rows.CSV_FIELDS``). Image datasets may also send a multipart
+upload with a ``rows`` part (the rows, as JSON) and one ``images`` part per image file, a
+row's ``image`` naming its file; ``ingest_from_request`` returns those files by name.
+
 Body size: Django enforces ``DATA_UPLOAD_MAX_MEMORY_SIZE`` only when ``request.body`` is
 read (DRF's JSON parser does that) and never on multipart files, so the parsers here check
 the same limit themselves; one setting, ``LETHE_MAX_UPLOAD_BYTES``, sets all of them.
@@ -14,7 +19,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import IO, Any
 
@@ -25,9 +31,17 @@ from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 
 from governance.errors import ApplicationError
-from governance.services.record_rows import FIELDS
+from governance.services.record_rows import (
+    CLASSIFICATION,
+    CSV_FIELDS,
+    FIELDS,
+    IMAGE_CLASSIFICATION,
+)
 
-SHAPE_HELP = 'Send a JSON list of records, {"records": [...]}, JSONL, CSV or a multipart "file".'
+SHAPE_HELP = (
+    'Send a JSON list of records, {"records": [...]}, JSONL, CSV or a multipart "file" '
+    '(or "rows" with "images").'
+)
 
 # --- reading bodies -----------------------------------------------------------------------
 
@@ -77,7 +91,10 @@ def parse_json_lines(data: bytes, what: str = "request body") -> list[Any]:
     return rows
 
 
-def parse_csv(data: bytes, what: str = "request body") -> list[dict[str, str]]:
+def parse_csv(
+    data: bytes, what: str = "request body", *, fields: Sequence[str] = FIELDS
+) -> list[dict[str, str]]:
+    """CSV rows by column name; the header must name exactly ``fields`` (any order)."""
     # strict: an unclosed quote would otherwise swallow the rest of the file into one field.
     reader = csv.reader(io.StringIO(_decode(data, what), newline=""), strict=True)
     line = 1  # where the record being read starts, which is where a quoting error begins
@@ -85,7 +102,7 @@ def parse_csv(data: bytes, what: str = "request body") -> list[dict[str, str]]:
         header = next(reader, None)
         if header is None:
             return []
-        names = _checked_header(header)
+        names = _checked_header(header, fields)
         rows = []
         line = reader.line_num + 1
         for cells in reader:
@@ -97,15 +114,19 @@ def parse_csv(data: bytes, what: str = "request body") -> list[dict[str, str]]:
         raise ParseError(f"Invalid CSV on line {line}: {exc}.") from None
 
 
-def _checked_header(header: list[str]) -> list[str]:
+def parse_csv_file(data: bytes, what: str, fields: Sequence[str] = FIELDS) -> list[Any]:
+    return parse_csv(data, what, fields=fields)
+
+
+def _checked_header(header: list[str], fields: Sequence[str]) -> list[str]:
     names = [name.strip() for name in header]
-    expected = ", ".join(FIELDS)
+    expected = ", ".join(fields)
     for name in names:
         if names.count(name) > 1:
             raise ParseError(f"CSV header repeats column {name!r}.")
-        if name not in FIELDS:
+        if name not in fields:
             raise ParseError(f"CSV header has unexpected column {name!r}; expected {expected}.")
-    for name in FIELDS:
+    for name in fields:
         if name not in names:
             raise ParseError(f"CSV header is missing column {name!r}; expected {expected}.")
     return names
@@ -174,11 +195,27 @@ class JSONLinesAliasParser(JSONLinesParser):
     media_type = "application/json-lines"
 
 
-class CSVParser(_RowsParser):
-    """CSV with a header naming exactly external_id, subject_id, text, label (any order)."""
+@dataclass(frozen=True)
+class CsvBody:
+    """A CSV body read but not yet parsed: its header depends on the dataset's task, which
+    the view knows and the parser does not (``ingest_from_request`` parses it)."""
+
+    data: bytes
+
+
+class CSVParser(parsers.BaseParser):
+    """CSV with a header naming exactly the task's columns (any order); for classification
+    external_id, subject_id, text, label."""
 
     media_type = "text/csv"
-    rows = staticmethod(parse_csv)
+
+    def parse(  # type: ignore[override]  # the stub expects a mapping
+        self,
+        stream: IO[Any],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> CsvBody:
+        return CsvBody(_read_limited(stream))
 
 
 class MultiPartParser(parsers.MultiPartParser):
@@ -207,43 +244,80 @@ INGEST_PARSER_CLASSES: tuple[type[parsers.BaseParser], ...] = (
 )
 
 
-def _parse_json_file(data: bytes, what: str) -> list[Any]:
+def _parse_json_file(data: bytes, what: str, fields: Sequence[str] = FIELDS) -> list[Any]:
     return _records_from_json(_json_value(_decode(data, what), f"in the {what}"))
 
 
+def _parse_json_lines_file(data: bytes, what: str, fields: Sequence[str] = FIELDS) -> list[Any]:
+    return parse_json_lines(data, what)
+
+
 # An upload's file name decides; the part's declared type is the fallback.
-_FILE_PARSERS: dict[str, Callable[[bytes, str], list[Any]]] = {
-    ".csv": parse_csv,
-    "text/csv": parse_csv,
+_FILE_PARSERS: dict[str, Callable[[bytes, str, Sequence[str]], list[Any]]] = {
+    ".csv": parse_csv_file,
+    "text/csv": parse_csv_file,
     ".json": _parse_json_file,
     "application/json": _parse_json_file,
-    ".jsonl": parse_json_lines,
-    ".ndjson": parse_json_lines,
-    "application/x-ndjson": parse_json_lines,
-    "application/jsonl": parse_json_lines,
-    "application/json-lines": parse_json_lines,
+    ".jsonl": _parse_json_lines_file,
+    ".ndjson": _parse_json_lines_file,
+    "application/x-ndjson": _parse_json_lines_file,
+    "application/jsonl": _parse_json_lines_file,
+    "application/json-lines": _parse_json_lines_file,
 }
 
 
-def rows_from_request(request: Request) -> list[Any]:
+@dataclass(frozen=True)
+class IngestBody:
+    """A records request's raw rows, and its uploaded images by file name when it sent a
+    multipart ``rows`` part (None otherwise: an image row's ``image`` is then base64)."""
+
+    rows: list[Any]
+    files: dict[str, bytes] | None = None
+
+
+def rows_from_request(request: Request, *, task: str = CLASSIFICATION) -> list[Any]:
     """The raw rows of a records request: a JSON list or ``{"records": [...]}``, JSONL, CSV,
     or a multipart upload whose ``file`` is ``.csv``, ``.jsonl``/``.ndjson`` or ``.json``.
 
     Rows are returned unchecked (any JSON value); pass them to ``validate_rows``.
     """
+    return ingest_from_request(request, task=task).rows
+
+
+def ingest_from_request(request: Request, *, task: str = CLASSIFICATION) -> IngestBody:
+    """``rows_from_request``, and for an image dataset the images of a multipart ``rows``
+    upload: a ``rows`` part (a JSON text field, or a file read as a ``file`` upload is) and
+    ``images`` file parts, each named by its file name in the ``image`` field of a row."""
+    fields = CSV_FIELDS[task]
     if request.content_type.startswith("multipart/form-data"):
-        return _rows_from_upload(request)
-    return _records_from_json(request.data)
+        if task == IMAGE_CLASSIFICATION and "rows" in request.data:
+            return _rows_with_images(request, fields)
+        if request.FILES.getlist("images"):
+            raise ApplicationError(
+                code="invalid",
+                message='images: send image files with a "rows" part, not with "file"',
+                details={"rows": ["required"]},
+            )
+        return IngestBody(_rows_from_upload(request, fields))
+    if isinstance(request.data, CsvBody):
+        return IngestBody(parse_csv(request.data.data, fields=fields))
+    return IngestBody(_records_from_json(request.data))
 
 
-def _rows_from_upload(request: Request) -> list[Any]:
+def _rows_from_upload(request: Request, fields: Sequence[str]) -> list[Any]:
     upload = request.FILES.get("file")
     if upload is None:
         raise ApplicationError(
             code="invalid",
-            message='The multipart upload has no "file" field.',
+            message='The multipart upload has no "file" field'
+            + (' (or "rows" with "images")' if fields == CSV_FIELDS[IMAGE_CLASSIFICATION] else "")
+            + ".",
             details={"file": ["required"]},
         )
+    return _upload_rows(upload, fields, "file")
+
+
+def _upload_rows(upload: Any, fields: Sequence[str], part: str) -> list[Any]:
     _check_size(upload.size)
     suffix = PurePath(upload.name or "").suffix.lower()
     media_type = (upload.content_type or "").split(";")[0].strip().lower()
@@ -252,7 +326,39 @@ def _rows_from_upload(request: Request) -> list[Any]:
         raise ApplicationError(
             code="unsupported_media_type",
             message=f"Cannot read {upload.name!r}: name it .csv, .jsonl, .ndjson or .json.",
-            details={"file": ["type"]},
+            details={part: ["type"]},
             status=415,
         )
-    return parse(upload.read(), "uploaded file")
+    return parse(upload.read(), "uploaded file", fields)
+
+
+def _rows_with_images(request: Request, fields: Sequence[str]) -> IngestBody:
+    if "file" in request.data:
+        raise ApplicationError(
+            code="invalid",
+            message='rows: send either a "file" or a "rows" part, not both',
+            details={"rows": ["either"]},
+        )
+    part = request.data["rows"]
+    if isinstance(part, str):
+        rows = _records_from_json(_json_value(part, 'in the "rows" part'))
+    else:
+        rows = _upload_rows(part, fields, "rows")
+    files: dict[str, bytes] = {}
+    for upload in request.FILES.getlist("images"):
+        name = str(upload.name or "")
+        if name in files:
+            raise ApplicationError(
+                code="invalid",
+                message=f"images: two uploaded files are named {name!r}; names must differ",
+                details={"images": ["unique"]},
+            )
+        files[name] = upload.read()
+    named = {row.get("image") for row in rows if isinstance(row, dict)}
+    if unused := sorted(name for name in files if name not in named):
+        raise ApplicationError(
+            code="invalid",
+            message=f"images: no row names the uploaded file {unused[0]!r}",
+            details={"images": ["unused"]},
+        )
+    return IngestBody(rows, files)

@@ -36,6 +36,9 @@ def certificate_body(*, request: ErasureRequest, issued_at: datetime) -> dict[st
         "outcome": "erased" if records else "no_records_found",
         "records_found": len(records),
         "records_erased": records,
+        # The erased records' image objects the purge deleted (every version), which the
+        # certify phase asked the store are gone; claims.py asks it again.
+        "image_objects_deleted": len(execution.get("image_keys", [])),
         "models": _models(execution.get("models", [])),
         "received_at": _iso(request.received_at),
         "due_at": _iso(request.deadline),

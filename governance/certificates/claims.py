@@ -1,10 +1,11 @@
 """Re-checking what a certificate claims against the database as it is now.
 
 A valid signature proves who issued a certificate; these checks show that what it says is
-still true here: the request completed, the records are tombstones, the stages' bytes are
-gone, the manifests named exist, no serving stage reads an erased record (I2) and the audit
-chain holds the head the certificate names. ``i2_check`` is also the check the erasure
-runs before it records ``i2_check`` in the body, so issue and verification agree.
+still true here: the request completed, the records are tombstones, the stages' bytes and
+the erased records' image bytes are gone, the manifests named exist, no serving stage reads
+an erased record (I2) and the audit chain holds the head the certificate names.
+``i2_check`` is also the check the erasure runs before it records ``i2_check`` in the body,
+so issue and verification agree.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from governance.artifacts import stage_bytes_exist
+from governance.images import image_bytes_exist
 from governance.models import (
     AuditEvent,
     DeletionCertificate,
@@ -50,14 +52,18 @@ def certificate_claims_check(envelope: Any) -> list[dict[str, Any]]:
 
     Each check is ``{"claim", "ok", "detail"}``: the request exists and completed for that
     subject; the certificate is the one stored; every record listed is an erased tombstone
-    with no content; every stage listed is destroyed (or retired) and has no bytes; the
-    manifests named exist with those digests; the serving manifests hold no stage whose
-    lineage has an erased record (I2, now); the audit chain holds the head it names.
+    with no content; the store holds no bytes of their images (and at least as many image
+    objects were theirs as the body says were deleted); every stage listed is destroyed (or
+    retired) and has no bytes; the manifests named exist with those digests; the serving
+    manifests hold no stage whose lineage has an erased record (I2, now); the audit chain
+    holds the head it names.
     """
     body = envelope.get("certificate") if isinstance(envelope, dict) else None
     if not isinstance(body, dict):
         return [_claim("certificate", False, "no certificate body")]
     checks = [_request_claim(body), _issued_claim(body), _records_claim(body)]
+    if "image_objects_deleted" in body:  # certificates from before image records lack it
+        checks.append(_images_claim(body))
     for model in body.get("models") or []:
         checks += _model_claims(model)
     head = body.get("audit_chain_head") or {}
@@ -94,13 +100,41 @@ def _records_claim(body: dict[str, Any]) -> dict[str, Any]:
     rows = Record.objects.filter(
         subject__external_ref=body.get("subject_ref"), external_id__in=erased
     )
-    clean = [r.external_id for r in rows if r.status == Record.Status.ERASED and not r.text]
+    clean = [r.external_id for r in rows if r.status == Record.Status.ERASED and _wiped(r)]
     missing = sorted(set(erased) - set(clean))
     return _claim(
         "records_erased",
         not missing,
         f"{len(clean)} of {len(erased)} records are erased tombstones"
         + (f"; not erased: {missing[:10]}" if missing else ""),
+    )
+
+
+def _wiped(record: Record) -> bool:
+    return not (record.text or record.response or record.messages or record.image_digest)
+
+
+def _images_claim(body: dict[str, Any]) -> dict[str, Any]:
+    """No bytes of the erased records' images are left in the store (object or version),
+    asked of the store every process shares, never of a local folder."""
+    claimed = body.get("image_objects_deleted")
+    keys = list(
+        Record.objects.filter(
+            subject__external_ref=body.get("subject_ref"),
+            external_id__in=list(body.get("records_erased") or []),
+            status=Record.Status.ERASED,
+        )
+        .exclude(image_key="")
+        .values_list("image_key", flat=True)
+    )
+    left = image_bytes_exist(keys)
+    counted = isinstance(claimed, int) and not isinstance(claimed, bool) and claimed <= len(keys)
+    return _claim(
+        "image_objects_deleted",
+        counted and not left,
+        f"{len(keys)} image objects of the erased records, {len(left)} with bytes left"
+        + (f": {left[:5]}" if left else "")
+        + ("" if counted else f"; the certificate claims {claimed!r}"),
     )
 
 

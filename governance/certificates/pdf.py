@@ -27,7 +27,11 @@ _TIME_FIELDS = {
     "executed_at": "Erasure executed",
     "issued_at": "Certificate issued",
 }
-_RECORD_FIELDS = {"records_found": "Records found", "records_erased": "Records erased"}
+_RECORD_FIELDS = {
+    "records_found": "Records found",
+    "records_erased": "Records erased",
+    "image_objects_deleted": "Image objects deleted",
+}
 _SIGNATURE_FIELDS = {"signing_key_id": "Signing key id (in body)"}
 _BODY_SECTIONS = (
     ("Request", _REQUEST_FIELDS),

@@ -19,16 +19,35 @@ class Subject(models.Model):
         return self.external_ref
 
 
+class DatasetTask(models.TextChoices):
+    """What a dataset's records hold (docs/tasks.md)."""
+
+    CLASSIFICATION = "classification"
+    GENERATION = "generation"
+    IMAGE_CLASSIFICATION = "image_classification"
+
+
 class Dataset(models.Model):
-    """A named set of records with its label set.
+    """A named set of records of one task, with its label set.
+
+    ``task`` decides what a record holds (``governance.services.record_rows``): a text and a
+    label (classification), a prompt or conversation and its response (generation), or an
+    image and a label (image classification). A model's task is its dataset's.
 
     ``owner`` (the account that created it) and the ``DatasetGrant`` rows are what scope an
     integration account: it writes to and reads lineage of only those datasets
     (``governance.selectors.datasets``).
     """
 
+    Task = DatasetTask
+
     name = models.CharField(max_length=200, unique=True)
-    labels = models.JSONField(help_text="Ordered class labels; a record's label is one of them.")
+    task = models.CharField(
+        max_length=30, choices=DatasetTask.choices, default=DatasetTask.CLASSIFICATION
+    )
+    labels = models.JSONField(
+        help_text="Ordered class labels; a record's label is one of them. Empty for generation."
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -70,8 +89,20 @@ class Record(models.Model):
     subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="records")
     external_id = models.CharField(max_length=200)
     # Content is wiped on erasure; the row stays as a tombstone (ids, status, time).
+    # classification: text and label; generation: the prompt (sent as ``prompt``) or the
+    # turns before the target (sent as ``messages``), and the target ``response``;
+    # image classification: the label, and the image's bytes in the artifact store.
     text = models.TextField(blank=True)
     label = models.CharField(max_length=200, blank=True)
+    response = models.TextField(blank=True)
+    messages = models.JSONField(
+        null=True, blank=True, help_text="The turns before the response: [{role, content}]."
+    )
+    # A fresh random object key per record (never content-addressed: erasing one record
+    # must never delete bytes another record still names). It stays on the tombstone, so a
+    # check can ask the store that nothing is left under it.
+    image_key = models.CharField(max_length=300, blank=True)
+    image_digest = models.CharField(max_length=71, blank=True, help_text="sha256:<hex>")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -49,6 +49,10 @@ class UnlearningModel(models.Model):
     lora_rank = models.PositiveSmallIntegerField(default=8)
     lora_alpha = models.PositiveSmallIntegerField(default=16)
     lora_dropout = models.FloatField(default=0.0)
+    # Module names inside a block that get LoRA, resolved at creation from the backbone and
+    # the task (unlearning.backbones.default_lora_targets) and stored, so a later default
+    # never changes what an existing model trains; empty: the backbone's classic targets.
+    lora_targets = models.JSONField(default=list, blank=True)
     epochs = models.PositiveSmallIntegerField(default=2)
     learning_rate = models.FloatField(default=1e-3)
     batch_size = models.PositiveSmallIntegerField(default=32)

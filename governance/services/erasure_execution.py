@@ -4,13 +4,17 @@ Execution runs on the ``control`` queue in three idempotent phases, each of whic
 may repeat after a crash anywhere:
 
 1. **Deactivate** (one transaction, from ``approved`` to ``executing``): the subject's
-   records are marked erased and their content wiped, every stage whose lineage holds one
-   of them is deactivated, each affected model publishes its next manifest, and the audit
-   events are appended. From this commit on no prediction can use those stages (I2).
+   records are marked erased and their content wiped (text, label, response, messages,
+   image digest; the image key stays, naming what the purge deletes), every stage whose
+   lineage holds one of them is deactivated, each affected model publishes its next
+   manifest, and the audit events are appended. From this commit on no prediction can use
+   those stages (I2).
 2. **Purge**: the deactivated stages' bytes are deleted from artifact storage and this
-   process's caches, and the stages are marked destroyed with their audit event (I3).
-3. **Certify** (one transaction, to ``completed``): the certificate is built from the
-   database, signed with Ed25519, stored and the request completed.
+   process's caches, and the stages are marked destroyed with their audit event (I3); the
+   erased records' image objects are deleted, every version.
+3. **Certify** (one transaction, to ``completed``): the store is asked that no stage and
+   no image bytes are left, then the certificate is built from the database, signed with
+   Ed25519, stored and the request completed.
 
 Concurrent erasures lock the affected models' rows (in primary-key order) before touching
 records and stages, so erasures that share a shard run one after the other and the final
@@ -33,6 +37,7 @@ from governance.artifacts import artifact_keys_evict_everywhere, stage_bytes_des
 from governance.certificates.body import certificate_body
 from governance.certificates.claims import PASSED, i2_check
 from governance.certificates.signing import certificate_digest, certificate_sign
+from governance.images import image_bytes_exist, images_delete
 from governance.models import (
     AuditCheckpoint,
     DeletionCertificate,
@@ -79,7 +84,7 @@ def _deactivate(request_id: int) -> ErasureRequest | None:
         now = timezone.now()
         record_ids, models = _lock_models(request.subject_ref)
         before = {m.pk: _manifest_ref(m) for m in models}
-        erased_ids = _records_erase(record_ids, now=now)
+        erased_ids, image_keys = _records_erase(record_ids, now=now)
         deactivated = _deactivate_stages(record_ids)
         models_done = [
             _model_done(request, model, deactivated.get(model.pk, []), before[model.pk])
@@ -93,6 +98,7 @@ def _deactivate(request_id: int) -> ErasureRequest | None:
         request.execution = {
             "executed_at": now.isoformat(),
             "records_erased": erased_ids,
+            "image_keys": image_keys,
             "models": models_done,
         }
         request.save()
@@ -124,17 +130,24 @@ def _lock_models(subject_ref: str) -> tuple[list[int], list[UnlearningModel]]:
     return record_ids, models
 
 
-def _records_erase(record_ids: list[int], *, now: datetime) -> list[str]:
-    """Tombstone the records still active (content wiped); their external ids."""
+def _records_erase(record_ids: list[int], *, now: datetime) -> tuple[list[str], list[str]]:
+    """Tombstone the records still active (content wiped); their external ids and the keys
+    of their image objects, which the purge deletes (the keys stay on the tombstones)."""
     records = list(
         Record.objects.select_for_update()
         .filter(pk__in=record_ids, status=Record.Status.ACTIVE)
         .order_by("pk")
     )
     Record.objects.filter(pk__in=[r.pk for r in records]).update(
-        status=Record.Status.ERASED, erased_at=now, text="", label=""
+        status=Record.Status.ERASED,
+        erased_at=now,
+        text="",
+        label="",
+        response="",
+        messages=None,
+        image_digest="",
     )
-    return [r.external_id for r in records]
+    return [r.external_id for r in records], [r.image_key for r in records if r.image_key]
 
 
 def _deactivate_stages(record_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -230,9 +243,26 @@ def _deactivated_events(
 
 
 def _purge(request: ErasureRequest) -> None:
-    """Phase 2: destroy the bytes of every stage phase 1 deactivated (idempotent)."""
+    """Phase 2: destroy the bytes of every stage phase 1 deactivated and of the erased
+    records' images (idempotent)."""
     for entry in request.execution.get("models", []):
         stages_destroy(stage_ids=entry["stages"], actor=WORKER, reason=f"erasure {request.pk}")
+    record_images_destroy(request)
+
+
+def record_images_destroy(request: ErasureRequest) -> list[str]:
+    """Delete the erased records' image objects, every version (I3 for image bytes);
+    returns the keys that still held something, audited when there were any."""
+    deleted = images_delete(request.execution.get("image_keys", []))
+    if deleted:
+        with transaction.atomic():
+            audit_event_append(
+                actor=WORKER,
+                action="record_images.deleted",
+                obj=request,
+                payload={"objects": len(deleted)},
+            )
+    return deleted
 
 
 def stages_destroy(*, stage_ids: Iterable[int], actor: Any, reason: str) -> list[int]:
@@ -311,6 +341,8 @@ def _certify(request: ErasureRequest) -> ErasureRequest:
         leftovers = _not_destroyed(request)
         if leftovers:
             raise RuntimeError(f"stages {leftovers} still hold bytes; not certifying")
+        if images_left := image_bytes_exist(request.execution.get("image_keys", [])):
+            raise RuntimeError(f"image bytes left ({images_left[:5]}); not certifying")
         now = timezone.now()
         body = certificate_body(request=request, issued_at=now)
         certificate = DeletionCertificate.objects.create(

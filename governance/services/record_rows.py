@@ -4,21 +4,50 @@ The API's parsers (``governance.api.ingest``) turn a body into rows; the demo, t
 benchmarks and the tests build rows themselves. All of them pass the rows through
 ``validate_rows``, so a rule about record fields has this one home. A bad row is reported
 by index and field; the other rows are kept.
+
+What a row holds depends on the dataset's task (docs/tasks.md):
+
+- classification: ``external_id, subject_id, text, label``;
+- generation: ``external_id, subject_id, prompt, response``, or ``external_id, subject_id,
+  messages`` with ``messages`` a conversation whose last turn, the assistant's, is the
+  target (kept as the response) and whose earlier turns are the prompt;
+- image_classification: ``external_id, subject_id, label, image``; ``image`` is base64 in
+  a JSON body, or names an uploaded file when the request carried files. The bytes are
+  checked here (``unlearning.images.image_check``: PNG or JPEG, fully decoded, within
+  ``LETHE_IMAGE_MAX_BYTES`` and ``LETHE_IMAGE_MAX_PIXELS``) and their digest taken.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+from django.conf import settings
 
 from governance.errors import ApplicationError
 from governance.subject_refs import SubjectRefError, subject_ref_clean
 
+CLASSIFICATION, GENERATION, IMAGE_CLASSIFICATION = (
+    "classification",
+    "generation",
+    "image_classification",
+)
+TASKS = (CLASSIFICATION, GENERATION, IMAGE_CLASSIFICATION)
 FIELDS = ("external_id", "subject_id", "text", "label")
+PROMPT_FIELDS = ("external_id", "subject_id", "prompt", "response")
+MESSAGES_FIELDS = ("external_id", "subject_id", "messages")
+IMAGE_FIELDS = ("external_id", "subject_id", "label", "image")
+# The columns a CSV body of each task has (messages need JSON: a conversation is a list).
+CSV_FIELDS = {CLASSIFICATION: FIELDS, GENERATION: PROMPT_FIELDS, IMAGE_CLASSIFICATION: IMAGE_FIELDS}
+ROLES = ("system", "user", "assistant")
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 20_000
+MAX_TURNS = 64
 LABELS_SHOWN = 10  # a message listing 1000 labels helps nobody
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, exactly
@@ -35,11 +64,25 @@ _JSON_TYPES = {
 
 @dataclass(frozen=True)
 class ValidRow:
+    """A row that passed; the fields of other tasks keep their empty defaults."""
+
     index: int  # position in the request, kept so rejections and results line up
     external_id: str
     subject_id: str
     text: str
     label: str
+    response: str = ""
+    # The turns before the response, when the row came as ``messages``; None otherwise.
+    messages: tuple[tuple[str, str], ...] | None = None
+    image: bytes | None = field(default=None, repr=False)
+    image_digest: str = ""
+    image_format: str = ""  # "PNG" or "JPEG"
+
+    def messages_json(self) -> list[dict[str, str]] | None:
+        """The turns as ``Record.messages`` stores them."""
+        if self.messages is None:
+            return None
+        return [{"role": role, "content": content} for role, content in self.messages]
 
 
 @dataclass(frozen=True)
@@ -59,13 +102,24 @@ class _Rejected(Exception):
 
 
 def validate_rows(
-    rows: Sequence[Any], *, labels: Sequence[str], max_rows: int
+    rows: Sequence[Any],
+    *,
+    labels: Sequence[str],
+    max_rows: int,
+    task: str = CLASSIFICATION,
+    files: Mapping[str, bytes] | None = None,
 ) -> tuple[list[ValidRow], list[RowError]]:
     """Split raw rows into valid ones and errors; nothing but ``batch_too_large`` raises.
 
-    A row is an object with exactly the fields external_id, subject_id, text, label, all
-    strings. The first row that carries an external_id claims it, even if it is rejected
-    for another reason: a batch with two rows for one record never silently picks one.
+    A classification row is an object with exactly the fields external_id, subject_id,
+    text, label, all strings; the other tasks' rows are in the module docstring. The first
+    row that carries an external_id claims it, even if it is rejected for another reason:
+    a batch with two rows for one record never silently picks one.
+
+    Args:
+        task: the dataset's task.
+        files: the request's uploaded images by file name (a multipart ``rows`` upload):
+            an image row's ``image`` names one of them. None: ``image`` is base64.
     """
     if len(rows) > max_rows:
         raise ApplicationError(
@@ -77,36 +131,172 @@ def validate_rows(
     seen: dict[str, int] = {}
     valid: list[ValidRow] = []
     errors: list[RowError] = []
+    check = _ROW_CHECKS[task]
     for index, row in enumerate(rows):
         try:
-            valid.append(_valid_row(index, row, allowed, labels, seen))
+            valid.append(check(_Row(index, row, allowed, labels, seen, files)))
         except _Rejected as rejected:
             errors.append(RowError(index, rejected.error, rejected.field))
     return valid, errors
 
 
-def _valid_row(
-    index: int, row: Any, allowed: frozenset[str], labels: Sequence[str], seen: dict[str, int]
-) -> ValidRow:
+@dataclass(frozen=True)
+class _Row:
+    """One raw row and what checking it needs."""
+
+    index: int
+    value: Any
+    allowed: frozenset[str]
+    labels: Sequence[str]
+    seen: dict[str, int]
+    files: Mapping[str, bytes] | None
+
+
+def _claimed(raw: _Row, *forms: tuple[str, ...]) -> tuple[dict[Any, Any], str]:
+    """The row as an object with its external_id claimed and no field outside ``forms``."""
+    shapes = " or ".join(", ".join(form) for form in forms)
+    row = raw.value
     if not isinstance(row, dict):
-        raise _Rejected(
-            None, f"row must be an object with fields {', '.join(FIELDS)}, got {_json_type(row)}"
-        )
+        raise _Rejected(None, f"row must be an object with fields {shapes}, got {_json_type(row)}")
     external_id = _identifier(row, "external_id")
-    if (first := seen.setdefault(external_id, index)) != index:
+    if (first := raw.seen.setdefault(external_id, raw.index)) != raw.index:
         raise _Rejected("external_id", f"external_id: {external_id!r} repeats row {first}")
-    if extra := [key for key in row if key not in FIELDS]:
+    known = {name for form in forms for name in form}
+    if extra := [key for key in row if key not in known]:
         raise _Rejected(
-            str(extra[0]),
-            f"{_show(extra[0])}: unexpected field; a row has exactly {', '.join(FIELDS)}",
+            str(extra[0]), f"{_show(extra[0])}: unexpected field; a row has exactly {shapes}"
         )
+    return row, external_id
+
+
+def _classification_row(raw: _Row) -> ValidRow:
+    row, external_id = _claimed(raw, FIELDS)
     return ValidRow(
-        index=index,
+        index=raw.index,
         external_id=external_id,
         subject_id=_subject_id(row),
         text=_text(row),
-        label=_label(row, allowed, labels),
+        label=_label(row, raw.allowed, raw.labels),
     )
+
+
+def _generation_row(raw: _Row) -> ValidRow:
+    row, external_id = _claimed(raw, PROMPT_FIELDS, MESSAGES_FIELDS)
+    if "messages" in row:
+        if given := [name for name in ("prompt", "response") if name in row]:
+            raise _Rejected(
+                given[0],
+                f"{given[0]}: send either prompt and response, or messages, not both",
+            )
+        subject_id = _subject_id(row)
+        turns, response = _messages(row)
+        return ValidRow(raw.index, external_id, subject_id, "", "", response, turns)
+    subject_id = _subject_id(row)
+    prompt = _text(row, "prompt")
+    return ValidRow(raw.index, external_id, subject_id, prompt, "", _text(row, "response"))
+
+
+def _image_row(raw: _Row) -> ValidRow:
+    row, external_id = _claimed(raw, IMAGE_FIELDS)
+    subject_id = _subject_id(row)
+    label = _label(row, raw.allowed, raw.labels)
+    data = _image_bytes(row, raw.files)
+    from unlearning.images import ImageError, image_check  # torch-free; Pillow on demand
+
+    try:
+        facts = image_check(
+            data,
+            max_bytes=int(settings.LETHE_IMAGE_MAX_BYTES),
+            max_pixels=int(settings.LETHE_IMAGE_MAX_PIXELS),
+        )
+    except ImageError as exc:
+        message = str(exc)
+        message = message if message.startswith("image:") else f"image: {message}"
+        raise _Rejected("image", message) from None
+    return ValidRow(
+        index=raw.index,
+        external_id=external_id,
+        subject_id=subject_id,
+        text="",
+        label=label,
+        image=data,
+        image_digest="sha256:" + hashlib.sha256(data).hexdigest(),
+        image_format=facts.format,
+    )
+
+
+_ROW_CHECKS = {
+    CLASSIFICATION: _classification_row,
+    GENERATION: _generation_row,
+    IMAGE_CLASSIFICATION: _image_row,
+}
+
+
+def _messages(row: dict[Any, Any]) -> tuple[tuple[tuple[str, str], ...], str]:
+    """The turns before the target and the target (the last, assistant turn)."""
+    value = row["messages"]
+    if not isinstance(value, list):
+        raise _Rejected(
+            "messages",
+            f"messages: must be an array of {{role, content}} objects, got {_json_type(value)}",
+        )
+    if not value:
+        raise _Rejected("messages", "messages: must not be empty")
+    if len(value) > MAX_TURNS:
+        raise _Rejected("messages", f"messages: more than {MAX_TURNS} turns")
+    turns = tuple(_turn(number, turn) for number, turn in enumerate(value, 1))
+    role, response = turns[-1]
+    if role != "assistant":
+        raise _Rejected(
+            "messages",
+            f"messages: the last turn must be the assistant's response (the target), "
+            f"got role {role!r}",
+        )
+    if len(turns) < 2:
+        raise _Rejected(
+            "messages", "messages: needs at least one turn before the assistant's response"
+        )
+    return turns[:-1], response
+
+
+def _turn(number: int, turn: Any) -> tuple[str, str]:
+    where = f"messages: turn {number}"
+    if not isinstance(turn, dict) or set(turn) != {"role", "content"}:
+        got = sorted(map(str, turn)) if isinstance(turn, dict) else _json_type(turn)
+        raise _Rejected(
+            "messages", f"{where}: must be an object with exactly role and content, got {got}"
+        )
+    role = turn["role"]
+    if role not in ROLES:
+        raise _Rejected("messages", f"{where}: role {_show(role)} is not one of {', '.join(ROLES)}")
+    try:
+        content = _content_text(turn["content"], "content")
+    except _Rejected as rejected:
+        raise _Rejected("messages", f"{where}: {rejected.error}") from None
+    return role, content
+
+
+def _image_bytes(row: dict[Any, Any], files: Mapping[str, bytes] | None) -> bytes:
+    """The image's bytes: the uploaded file it names, or its base64 decoded."""
+    value = _string(row, "image")
+    if not value.strip():
+        raise _Rejected("image", "image: must not be empty")
+    if files is not None:
+        if value not in files:
+            raise _Rejected(
+                "image", f"image: no uploaded file is named {_show(value)} (the images parts)"
+            )
+        return files[value]
+    # 4 characters carry 3 bytes: a value too long for the limit is refused undecoded.
+    limit = int(settings.LETHE_IMAGE_MAX_BYTES)
+    if len(value) > 4 * (limit // 3 + 1):
+        raise _Rejected("image", f"image: more than {limit} bytes once decoded")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Rejected(
+            "image", "image: not valid base64 (standard alphabet, padded, no line breaks)"
+        ) from None
 
 
 def _string(row: dict[Any, Any], name: str) -> str:
@@ -138,14 +328,24 @@ def _subject_id(row: dict[Any, Any]) -> str:
         raise _Rejected("subject_id", str(exc)) from None
 
 
-def _text(row: dict[Any, Any]) -> str:
-    value = _string(row, "text")
+def _text(row: dict[Any, Any], name: str = "text") -> str:
+    if name not in row:
+        raise _Rejected(name, f"{name}: missing field")
+    return _content_text(row[name], name)
+
+
+def _content_text(value: Any, name: str) -> str:
+    """A text, prompt, response or turn: a non-blank storable string within the limit."""
+    if not isinstance(value, str):
+        raise _Rejected(name, f"{name}: must be a string, got {_json_type(value)}")
+    if not _encodable(value):
+        raise _Rejected(name, f"{name}: contains an unpaired surrogate (not valid Unicode)")
     if not value.strip():
-        raise _Rejected("text", "text: must not be empty")
+        raise _Rejected(name, f"{name}: must not be empty")
     if len(value) > MAX_TEXT_LENGTH:
-        raise _Rejected("text", f"text: longer than {MAX_TEXT_LENGTH} characters")
+        raise _Rejected(name, f"{name}: longer than {MAX_TEXT_LENGTH} characters")
     if "\x00" in value:  # PostgreSQL text columns cannot hold NUL
-        raise _Rejected("text", "text: contains a NUL character")
+        raise _Rejected(name, f"{name}: contains a NUL character")
     return value
 
 

@@ -24,7 +24,7 @@ def test_create_answers_201_with_the_dataset(integration):
 
     assert response.status_code == 201, response.content
     body = response.json()
-    assert set(body) == {"id", "name", "labels", "created_at"}
+    assert set(body) == {"id", "name", "task", "labels", "created_at"}
     dataset = Dataset.objects.get()
     assert (body["id"], body["name"], body["labels"]) == (dataset.pk, "support", LABELS)
     assert dataset.labels == LABELS  # order kept: label i is class i
