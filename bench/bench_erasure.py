@@ -399,7 +399,7 @@ def _retrain_all_groups(model: Any, records: Any, out: Path, shard: int) -> dict
     start = time.perf_counter()
     rows = list(records)
     fetched = time.perf_counter()
-    examples = sorted(engine.examples(rows, model.dataset.labels), key=lambda e: e.key)
+    examples = sorted(engine.examples(rows, model), key=lambda e: e.key)
     host.set_depth(model.num_slices)
     for group in range(1, model.num_slices + 1):
         host.forget(group)

@@ -47,7 +47,20 @@ def prefix_text(prefix: Iterable[int]) -> str:
 def lora_settings(model: UnlearningModel) -> LoraSettings:
     from unlearning.assembly import LoraSettings
 
-    return LoraSettings(rank=model.lora_rank, alpha=model.lora_alpha, dropout=model.lora_dropout)
+    # Targets only when the model names them: an empty list keeps the backbone's classic
+    # targets, and the recipe of every model created before targets existed unchanged.
+    targets = {"targets": tuple(model.lora_targets)} if model.lora_targets else {}
+    return LoraSettings(
+        rank=model.lora_rank, alpha=model.lora_alpha, dropout=model.lora_dropout, **targets
+    )
+
+
+def lora_recipe(model: UnlearningModel) -> dict[str, object]:
+    """The model's LoRA settings as its stages' recipes record them (targets left out
+    when they are the backbone's classic ones, as for every stage made before targets)."""
+    from unlearning.backbones import default_lora_targets
+
+    return lora_settings(model).recipe(default_lora_targets(model.base_model, "classification"))
 
 
 def train_settings(model: UnlearningModel) -> TrainSettings:
@@ -76,22 +89,69 @@ def sequence_plan(model: UnlearningModel, shard_index: int) -> list[tuple[int, .
     )
 
 
-def examples(records: Iterable[Record], labels: list[str]) -> list[Example]:
+def examples(records: Iterable[Record], model: UnlearningModel) -> list[Example]:
     """Engine examples keyed by external id: the platform's identity, not a database key.
 
     Stage seeds, data order and lineage digests then depend only on what the data
-    platform sent, so a replay on another database reproduces the same tensors.
+    platform sent, so a replay on another database reproduces the same tensors. What an
+    example carries follows the dataset's task: a text and its class; a prompt (or the
+    turns before the target) and the response; or the decoded image and its class, read
+    from the artifact storage and preprocessed for the backbone.
     """
     from unlearning.data import Example
 
-    index = {label: i for i, label in enumerate(labels)}
+    task = model.dataset.task
+    if task == "generation":
+        return [Example(r.external_id, 0, _prompt(r), target=r.response) for r in records]
+    index = {label: i for i, label in enumerate(model.dataset.labels)}
+    if task == "image_classification":
+        from governance.images import image_bytes
+        from unlearning.images import image_tensor
+
+        return [
+            Example(
+                r.external_id,
+                index[r.label],
+                image_tensor(image_bytes(r.image_key), model.base_model),
+            )
+            for r in records
+        ]
     return [Example(r.external_id, index[r.label], r.text) for r in records]
+
+
+def _prompt(record: Record) -> str | tuple[tuple[str, str], ...]:
+    """A generation record's prompt: its text, or the turns before the target."""
+    if record.messages:
+        return tuple((str(m["role"]), str(m["content"])) for m in record.messages)
+    return record.text
 
 
 def collator(model: UnlearningModel) -> Collator:
     from unlearning.backbones import make_collator
 
-    return make_collator(model.base_model, max_length=model.max_length)
+    return make_collator(model.base_model, task=model.dataset.task, max_length=model.max_length)
+
+
+def base_build(model: UnlearningModel, device: torch.device | str | None = None) -> Any:
+    """The frozen base for a model's task: the one place that knows which arguments."""
+    from unlearning.backbones import build_base
+
+    labels = max(2, len(model.dataset.labels))  # a causal LM ignores it; the rest need >= 2
+    return build_base(model.base_model, labels, task=model.dataset.task, device=device)
+
+
+def backbone_task_check(name: str, task: str) -> None:
+    """Refuse a backbone that cannot do the dataset's task (ValueError "base_model: ...")."""
+    from unlearning.backbones import task_check
+
+    task_check(name, task)
+
+
+def lora_targets_default(name: str, task: str) -> list[str]:
+    """The LoRA targets a new model of this backbone and task gets, stored on the model."""
+    from unlearning.backbones import default_lora_targets
+
+    return list(default_lora_targets(name, task))
 
 
 def backbone_blocks(name: str) -> int:
@@ -169,13 +229,13 @@ class HostPool:
 
     def get(self, model: UnlearningModel, purpose: str) -> tuple[AdapterHost, threading.Lock]:
         from unlearning.assembly import AdapterHost
-        from unlearning.backbones import build_base
         from unlearning.device import module_bytes
 
         device = self.device()
         key = (
             purpose,
             model.base_model,
+            model.dataset.task,
             len(model.dataset.labels),
             model.num_slices,
             lora_settings(model),
@@ -188,7 +248,7 @@ class HostPool:
                 self._evict_over_bounds(keep=key)  # hosts that were in use may go now
                 return host, lock
             _pin_threads(device)
-            base = build_base(model.base_model, len(model.dataset.labels))
+            base = base_build(model)
             host = AdapterHost(
                 base, num_groups=model.num_slices, lora=lora_settings(model), device=device
             )

@@ -75,6 +75,7 @@ class Action(StrEnum):
     MODEL_WRITE = "model_write"
     MODEL_READ = "model_read"
     MODEL_PREDICT = "model_predict"
+    MODEL_TRY = "model_try"  # the model page's "try it" panel: see a model before and after
     LINEAGE_READ = "lineage_read"
     ERASURE_FILE = "erasure_file"
     ERASURE_READ = "erasure_read"
@@ -109,6 +110,7 @@ MATRIX: dict[Action, frozenset[Role]] = {
     Action.MODEL_WRITE: frozenset({_ENGINEER}),
     Action.MODEL_READ: frozenset(Role),
     Action.MODEL_PREDICT: frozenset({_INTEGRATION, _ENGINEER}),
+    Action.MODEL_TRY: frozenset({_OFFICER, _ENGINEER}),
     Action.LINEAGE_READ: frozenset({_OFFICER, _AUDITOR, _INTEGRATION}),
     Action.ERASURE_FILE: frozenset({_OFFICER, _INTEGRATION}),
     Action.ERASURE_READ: frozenset({_OFFICER, _AUDITOR, _INTEGRATION}),

@@ -19,11 +19,18 @@ from governance.api.common import (
     error_responses,
     validated,
 )
+from governance.api.model_inputs import (
+    MAX_BASE64,
+    PREDICT_PARSERS,
+    TASKS,
+    field_missing,
+    prediction_images,
+)
 from governance.errors import ApplicationError
 from governance.models import Dataset, TrainingJob, UnlearningModel
 from governance.permissions import Action, allowed
 from governance.selectors.models import model_detail
-from governance.services.serving import model_predict
+from governance.services.serving import model_predict, task_require
 from governance.services.training import ModelSpec, model_create, model_train
 
 
@@ -36,6 +43,10 @@ class ModelPlanSerializer(serializers.Serializer[Any]):
     sequences = serializers.IntegerField(help_text="Sequences per shard (the budget B).")
     sequence_policy = serializers.ChoiceField(choices=UnlearningModel.Policy.values)
     precision = serializers.ChoiceField(choices=UnlearningModel.Precision.values)
+    lora_targets = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Modules inside each block that get LoRA; empty: the backbone's classic ones.",
+    )
 
 
 class ModelProgressSerializer(serializers.Serializer[Any]):
@@ -69,6 +80,7 @@ class ModelOutput(serializers.Serializer[Any]):
     name = serializers.CharField()
     dataset = serializers.IntegerField()
     base_model = serializers.CharField()
+    task = NamedChoiceField(TASKS, enum_name="Task", help_text="The dataset's task.")
     status = NamedChoiceField(UnlearningModel.Status.values, enum_name="ModelStatus")
     generation = serializers.IntegerField()
     plan = ModelPlanSerializer()
@@ -86,6 +98,7 @@ def model_body(model: UnlearningModel) -> dict[str, Any]:
         "name": model.name,
         "dataset": model.dataset_id,
         "base_model": model.base_model,
+        "task": model.dataset.task,
         "status": model.status,
         "generation": model.generation,
         "plan": {
@@ -94,6 +107,7 @@ def model_body(model: UnlearningModel) -> dict[str, Any]:
             "sequences": model.budget,
             "sequence_policy": model.sequence_policy,
             "precision": model.precision,
+            "lora_targets": list(model.lora_targets),
         },
         "progress": None if job is None else _progress(job),
         "manifest_version": detail["manifest_version"],
@@ -118,6 +132,17 @@ class LoraSerializer(StrictSerializer):
 
     rank = serializers.IntegerField(min_value=1, max_value=256, default=8)
     alpha = serializers.IntegerField(min_value=1, max_value=1024, default=16)
+    targets = serializers.ListField(
+        child=StrictCharField(max_length=100),
+        required=False,
+        min_length=1,
+        max_length=16,
+        help_text=(
+            "Module names inside each block that get LoRA (e.g. q_proj, v_proj). Default: "
+            "the attention and MLP projections for generation, the attention query and "
+            "value for classification."
+        ),
+    )
 
 
 class ModelCreateApi(APIView):
@@ -164,7 +189,13 @@ class ModelCreateApi(APIView):
                 message="dataset: no such dataset",
                 details={"dataset": ["does not exist"]},
             )
-        spec = ModelSpec(dataset=dataset, lora_rank=lora["rank"], lora_alpha=lora["alpha"], **data)
+        spec = ModelSpec(
+            dataset=dataset,
+            lora_rank=lora["rank"],
+            lora_alpha=lora["alpha"],
+            lora_targets=lora.get("targets"),
+            **data,
+        )
         model = model_create(actor=request.user, spec=spec)
         return Response(ModelOutput(model_body(model)).data, status=status.HTTP_201_CREATED)
 
@@ -226,6 +257,18 @@ class ModelPredictApi(APIView):
             child=StrictCharField(max_length=20000, trim_whitespace=False),
             min_length=1,
             max_length=256,
+            required=False,
+            help_text="Texts, for a classification model.",
+        )
+        images = serializers.ListField(
+            child=StrictCharField(max_length=MAX_BASE64, trim_whitespace=False),
+            min_length=1,
+            max_length=64,
+            required=False,
+            help_text=(
+                "Base64 PNG or JPEG images, for an image classifier (or send them as "
+                "multipart/form-data file parts named images)."
+            ),
         )
 
     class OutputSerializer(serializers.Serializer[Any]):
@@ -235,14 +278,32 @@ class ModelPredictApi(APIView):
         predictions = PredictionSerializer(many=True, help_text="One per input, in order.")
         manifest_version = serializers.IntegerField(help_text="The manifest that answered.")
 
+    parser_classes = PREDICT_PARSERS
+
     @extend_schema(
-        request=InputSerializer,
-        responses={200: OutputSerializer, **error_responses(400, 404, 409, *SIGNED_IN)},
+        request={
+            "application/json": InputSerializer,
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "images": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                },
+                "required": ["images"],
+                "additionalProperties": False,
+            },
+        },
+        responses={200: OutputSerializer, **error_responses(400, 404, 409, 413, *SIGNED_IN)},
     )
     def post(self, request: Request, model_id: int) -> Response:
         model = get_object_or_404(UnlearningModel.objects.select_related("dataset"), pk=model_id)
-        data = validated(self.InputSerializer, request.data)
-        result = model_predict(model=model, inputs=data["inputs"])
+        if model.dataset.task == "image_classification":
+            result = model_predict(model=model, inputs=prediction_images(request))
+        else:
+            data = validated(self.InputSerializer, request.data)
+            task_require(model, "classification", use="ask models/{id}/generate/")
+            if "inputs" not in data:
+                raise field_missing("inputs", "texts to classify")
+            result = model_predict(model=model, inputs=data["inputs"])
         body = {
             "predictions": [{"label": p.label, "scores": p.scores} for p in result.predictions],
             "manifest_version": result.manifest_version,

@@ -11,6 +11,7 @@ from governance.api import (
     confirmations,
     datasets,
     erasure,
+    generate,
     health,
     lineage,
     models,
@@ -125,5 +126,10 @@ urlpatterns = [
     path("models/<int:model_id>/train/", models.ModelTrainApi.as_view(), name="api-model-train"),
     path(
         "models/<int:model_id>/predict/", models.ModelPredictApi.as_view(), name="api-model-predict"
+    ),
+    path(
+        "models/<int:model_id>/generate/",
+        generate.ModelGenerateApi.as_view(),
+        name="api-model-generate",
     ),
 ]

@@ -39,7 +39,6 @@ from governance.services.audit import audit_event_append
 
 if TYPE_CHECKING:
     from unlearning.assembly import AdapterHost
-    from unlearning.data import Example
 
 
 @dataclass(frozen=True)
@@ -179,11 +178,9 @@ class _Replayer:
     def host(self) -> AdapterHost:
         if self._host is None:
             from unlearning.assembly import AdapterHost
-            from unlearning.backbones import build_base
 
-            base = build_base(self.model.base_model, len(self.model.dataset.labels))
             self._host = AdapterHost(
-                base,
+                engine.base_build(self.model),
                 num_groups=self.model.num_slices,
                 lora=engine.lora_settings(self.model),
                 device=self.device,
@@ -234,12 +231,13 @@ class _Replayer:
         if min(clean, comparable):
             from unlearning.replay import replay_prefix
 
-            labels = self.model.dataset.labels
             artifacts = replay_prefix(
                 self.host(),
                 shard=shard,
                 prefix=prefix[: min(clean, comparable)],
-                slices={i: _examples(by_slice.get(i, []), labels) for i in prefix[:clean]},
+                slices={
+                    i: engine.examples(by_slice.get(i, []), self.model) for i in prefix[:clean]
+                },
                 collate=engine.collator(self.model),
                 settings=engine.train_settings(self.model),
                 model_seed=self.model.seed,
@@ -282,10 +280,6 @@ class _Replayer:
         for a in assignments:
             by_slice[a.slice.index].append(a.record)
         return by_slice
-
-
-def _examples(records: list[Record], labels: list[str]) -> list[Example]:
-    return engine.examples(records, labels)
 
 
 def _mismatch(
@@ -371,7 +365,7 @@ class _RecipeWarnings:
         self.runtime = runtime_recipe(engine.hosts.device())
         self.expected: dict[str, Any] = {
             "settings": asdict(engine.train_settings(model)),
-            "lora": asdict(engine.lora_settings(model)),
+            "lora": engine.lora_recipe(model),
             "model_seed": model.seed,
         }
         self._found: dict[str, list[int]] = defaultdict(list)

@@ -197,7 +197,20 @@ class _PredictorCache:
                         message=f"stage {key.slug()}: tensor digest differs from the manifest",
                     ) from None
 
-            ensemble = Ensemble(host, choices, StageCache(load), engine.collator(model))
+            ensemble: Any
+            if model.dataset.task == "generation":
+                from unlearning.backbones import load_tokenizer
+                from unlearning.generation import EnsembleGenerator
+
+                ensemble = EnsembleGenerator(
+                    host,
+                    choices,
+                    StageCache(load),
+                    load_tokenizer(model.base_model),
+                    max_length=model.max_length,
+                )
+            else:
+                ensemble = Ensemble(host, choices, StageCache(load), engine.collator(model))
             self._items[model.pk] = (identity, ensemble, host_lock)
             return ensemble
 
@@ -223,8 +236,19 @@ def _purge(cached: tuple[tuple[Any, ...], Any, threading.Lock]) -> None:
 predictors = _PredictorCache()
 
 
-def model_predict(*, model: UnlearningModel, inputs: list[str]) -> PredictResult:
-    """Predict with the current manifest; the result names the manifest version used.
+def task_require(model: UnlearningModel, *tasks: str, use: str) -> None:
+    """Refuse a request the model's task cannot answer, naming what to call instead."""
+    task = model.dataset.task
+    if task not in tasks:
+        raise ApplicationError(
+            code="task_mismatch",
+            message=f"model: a {task} model; {use}",
+            details={"model": [f"task is {task}"]},
+        )
+
+
+def _with_ensemble(model: UnlearningModel, run: Any) -> tuple[Any, int]:
+    """Run ``run(ensemble)`` on the current manifest's ensemble, under the host's lock.
 
     An erasure or a retrain may destroy a stage's bytes between reading the manifest and
     loading the stage; the manifest has then moved on, so the request is answered once
@@ -238,8 +262,7 @@ def model_predict(*, model: UnlearningModel, inputs: list[str]) -> PredictResult
         _, lock = engine.hosts.get(model, "serving")
         try:
             with lock:  # the host switches prefixes per shard: one request at a time
-                probs = ensemble.predict_proba(inputs)
-            break
+                return run(ensemble), manifest.version
         except FileNotFoundError:
             predictors.evict(model.pk)
             if attempt:
@@ -250,6 +273,23 @@ def model_predict(*, model: UnlearningModel, inputs: list[str]) -> PredictResult
                 status=409,
                 message="model: no shard has a clean prefix left; retraining is scheduled",
             ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def model_predict(*, model: UnlearningModel, inputs: list[Any]) -> PredictResult:
+    """Predict with the current manifest; the result names the manifest version used.
+
+    ``inputs`` are texts for a classification model and image bytes (already checked by
+    ``image_inputs``) for an image classifier.
+    """
+    if model.dataset.task == "image_classification":
+        from unlearning.images import image_tensor
+
+        payloads = [image_tensor(data, model.base_model) for data in inputs]
+    else:
+        task_require(model, "classification", use="ask models/{id}/generate/")
+        payloads = inputs
+    probs, version = _with_ensemble(model, lambda ensemble: ensemble.predict_proba(payloads))
     labels = model.dataset.labels
     predictions = [
         Prediction(
@@ -258,4 +298,43 @@ def model_predict(*, model: UnlearningModel, inputs: list[str]) -> PredictResult
         )
         for row in probs
     ]
-    return PredictResult(predictions, manifest.version)
+    return PredictResult(predictions, version)
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    outputs: list[dict[str, Any]]  # {"text", "tokens"} per prompt
+    manifest_version: int
+
+
+def model_generate(
+    *,
+    model: UnlearningModel,
+    prompts: list[Any],
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    seed: int,
+) -> GenerateResult:
+    """Generate with the current manifest's serving prefixes (the mean of their distributions).
+
+    Greedy at temperature 0; otherwise sampled, deterministic for a seed. ``prompts`` are
+    strings or lists of ``{role, content}`` turns.
+    """
+    task_require(model, "generation", use="ask models/{id}/predict/")
+    turns = [
+        p if isinstance(p, str) else tuple((str(t["role"]), str(t["content"])) for t in p)
+        for p in prompts
+    ]
+
+    def run(generator: Any) -> Any:
+        return generator.generate(
+            turns,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+        )
+
+    generated, version = _with_ensemble(model, run)
+    return GenerateResult([{"text": g.text, "tokens": list(g.tokens)} for g in generated], version)

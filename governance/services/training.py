@@ -47,6 +47,7 @@ class ModelSpec:
     sequence_policy: str
     lora_rank: int = 8
     lora_alpha: int = 16
+    lora_targets: list[str] | None = None  # None: the backbone's default for the task
     epochs: int = 2
     learning_rate: float = 1e-3
     batch_size: int = 32
@@ -62,6 +63,20 @@ def field_invalid(field: str, message: str) -> ApplicationError:
     )
 
 
+def _lora_targets_check(targets: Seq[str]) -> list[str]:
+    """Module names as the API may name them: distinct dotted identifiers, at least one.
+
+    Whether each exists in the backbone's blocks is the engine's to say when it wraps the
+    model; the names are recorded in every stage's recipe either way.
+    """
+    names = [t.strip() for t in targets]
+    if not names or any(not n.replace(".", "_").isidentifier() for n in names):
+        raise field_invalid("lora.targets", "module names such as q_proj, v_proj (at least one)")
+    if len(set(names)) != len(names):
+        raise field_invalid("lora.targets", "each module at most once")
+    return names
+
+
 def model_create(*, actor: Any, spec: ModelSpec) -> UnlearningModel:
     """Validate the S3T plan against the backbone and create the model."""
     if not engine.backbone_allowed(spec.base_model):
@@ -74,16 +89,17 @@ def model_create(*, actor: Any, spec: ModelSpec) -> UnlearningModel:
         )
     if spec.slice_priors is not None and spec.sequence_policy != "bms":
         raise field_invalid("slice_priors", "only the bms policy uses deletion priors")
+    task = spec.dataset.task  # a model's task is its dataset's
     try:
         blocks = engine.backbone_blocks(spec.base_model)
-        modality = engine.backbone_modality(spec.base_model)
+        # Here, not in the worker: an image backbone on text records (or an encoder asked
+        # to generate) would be accepted and fail at its first stage.
+        engine.backbone_task_check(spec.base_model, task)
+        targets = engine.lora_targets_default(spec.base_model, task)
     except (ValueError, OSError) as exc:
         raise field_invalid("base_model", str(exc).removeprefix("base_model: ")) from None
-    if modality != "text":
-        # Records are text; an image backbone would be accepted here and fail in training.
-        raise field_invalid(
-            "base_model", f"{spec.base_model!r} reads {modality}s, records are text"
-        )
+    if spec.lora_targets is not None:
+        targets = _lora_targets_check(spec.lora_targets)
     if not 1 <= spec.slices <= blocks:
         raise field_invalid("slices", f"must be between 1 and the backbone's {blocks} blocks")
     if not 1 <= spec.retrain_threshold <= spec.slices:
@@ -99,6 +115,7 @@ def model_create(*, actor: Any, spec: ModelSpec) -> UnlearningModel:
         slice_priors=spec.slice_priors,
         lora_rank=spec.lora_rank,
         lora_alpha=spec.lora_alpha,
+        lora_targets=targets,
         epochs=spec.epochs,
         learning_rate=spec.learning_rate,
         batch_size=spec.batch_size,
@@ -128,6 +145,7 @@ def model_create(*, actor: Any, spec: ModelSpec) -> UnlearningModel:
             payload={
                 "name": model.name,
                 "dataset": spec.dataset.pk,
+                "task": task,
                 "plan": [spec.shards, spec.slices, spec.sequences, spec.sequence_policy],
             },
         )

@@ -123,7 +123,7 @@ def _train_stage(model: UnlearningModel, job: TrainingJob, stage: Stage) -> bool
             host,
             key=engine.stage_key(stage),
             parents=parents,
-            examples=engine.examples(records, model.dataset.labels),
+            examples=engine.examples(records, model),
             collate=engine.collator(model),
             settings=engine.train_settings(model),
             model_seed=model.seed,

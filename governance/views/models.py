@@ -8,8 +8,9 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 
+from governance.errors import ApplicationError
 from governance.models import UnlearningModel
-from governance.permissions import Action
+from governance.permissions import Action, Channel, user_can
 from governance.selectors.manifests import manifest_latest
 from governance.selectors.models import (
     STATES,
@@ -20,7 +21,7 @@ from governance.selectors.models import (
     training_job_latest,
     training_progress,
 )
-from governance.views.access import page, render_page
+from governance.views.access import POST, SAFE, page, render_page
 
 MANIFESTS_SHOWN = 50
 
@@ -37,6 +38,10 @@ def model_list(request: HttpRequest) -> HttpResponse:
 @page(Action.MODEL_READ)
 def model_page(request: HttpRequest, pk: int) -> HttpResponse:
     """``?generation=N`` shows that generation's grid alone (404 if it has no shards)."""
+    return _model_page(request, pk)
+
+
+def _model_page(request: HttpRequest, pk: int, tried: dict[str, Any] | None = None) -> HttpResponse:
     model = get_object_or_404(UnlearningModel.objects.select_related("dataset"), pk=pk)
     detail = model_detail(model=model)
     manifest = manifest_latest(model)
@@ -51,8 +56,28 @@ def model_page(request: HttpRequest, pk: int) -> HttpResponse:
         "states": STATES,
         "manifest": manifest,
         "manifests": model_manifests(model=model, limit=MANIFESTS_SHOWN),
+        "can_try": user_can(request.user, Action.MODEL_TRY, Channel.WEB),
+        "tried": tried or {},
     }
     return render_page(request, "lethe/models/detail.html", context, section="models")
+
+
+@page(Action.MODEL_TRY, methods=(*SAFE, *POST))
+def model_try(request: HttpRequest, pk: int) -> HttpResponse:
+    """The "try it" panel: one input through the serving manifest, shown on the model page.
+
+    An officer sees what the model answers before and after an erasure; the answer names
+    the manifest version, so the change of version is visible with the change of answer.
+    """
+    if request.method != "POST":
+        return _model_page(request, pk)
+    model = get_object_or_404(UnlearningModel.objects.select_related("dataset"), pk=pk)
+    tried: dict[str, Any] = {"input": request.POST.get("input", "")}
+    try:
+        tried.update(try_model(model, request))
+    except ApplicationError as exc:
+        tried["error"] = exc.message
+    return _model_page(request, pk, tried=tried)
 
 
 def _generation(requested: str, available: list[int]) -> int | None:
@@ -82,3 +107,43 @@ def model_progress(request: HttpRequest, pk: int) -> JsonResponse:
             "current_loss": job.current_loss,
         }
     return JsonResponse(body)
+
+
+def try_model(model: UnlearningModel, request: HttpRequest) -> dict[str, Any]:
+    """Answer the panel's one input with the model's task: a label, or generated text."""
+    from governance.services.serving import model_generate, model_predict
+
+    task = model.dataset.task
+    if task == "image_classification":
+        upload = request.FILES.get("image")
+        if upload is None:
+            raise ApplicationError(code="invalid", message="image: choose a PNG or JPEG file")
+        data = upload.read()
+        _image_checked(data)
+        result = model_predict(model=model, inputs=[data])
+        return _labelled(result)
+    text = request.POST.get("input", "")
+    if not text.strip():
+        raise ApplicationError(code="invalid", message="input: type something to try")
+    if task == "generation":
+        generated = model_generate(
+            model=model, prompts=[text], max_new_tokens=32, temperature=0.0, top_p=1.0, seed=0
+        )
+        return {"text": generated.outputs[0]["text"], "version": generated.manifest_version}
+    return _labelled(model_predict(model=model, inputs=[text[:20000]]))
+
+
+def _labelled(result: Any) -> dict[str, Any]:
+    prediction = result.predictions[0]
+    scores = sorted(prediction.scores.items(), key=lambda item: -item[1])
+    return {"label": prediction.label, "scores": scores, "version": result.manifest_version}
+
+
+def _image_checked(data: bytes) -> None:
+    from governance.api.model_inputs import image_limits
+    from unlearning.images import ImageError, image_check
+
+    try:
+        image_check(data, **image_limits())
+    except ImageError as exc:
+        raise ApplicationError(code="invalid", message=f"image: {exc}") from None

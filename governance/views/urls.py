@@ -29,6 +29,7 @@ urlpatterns = [
     path("models/", models.model_list, name="web-models"),
     path("models/<int:pk>/", models.model_page, name="web-model"),
     path("models/<int:pk>/progress.json", models.model_progress, name="web-model-progress"),
+    path("models/<int:pk>/try/", models.model_try, name="web-model-try"),
     path("audit/", audit.audit_trail, name="web-audit"),
     path("audit/verify/", audit.audit_verify, name="web-audit-verify"),
     path("reports/", reports.report_page, name="web-reports"),

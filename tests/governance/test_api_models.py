@@ -51,6 +51,7 @@ def test_create_answers_201_with_the_plan(engineer, dataset_id):
         "name": "tiny",
         "dataset": dataset_id,
         "base_model": "tiny-bert",
+        "task": "classification",
         "status": "created",
         "generation": 0,
         "plan": {
@@ -59,6 +60,7 @@ def test_create_answers_201_with_the_plan(engineer, dataset_id):
             "sequences": 2,
             "sequence_policy": "cyclic",
             "precision": "fp32",
+            "lora_targets": ["query", "value"],  # resolved at creation and stored
         },
         "progress": None,
         "manifest_version": None,
@@ -113,7 +115,7 @@ def test_duplicate_name_is_409(engineer, dataset_id, model_id):
         ({"base_model": "/"}, "base_model", "LETHE_MODEL_ROOT"),
         ({"base_model": "/etc"}, "base_model", "LETHE_MODEL_ROOT"),  # no probing of paths
         ({"slice_priors": [0.5, 0.5]}, "slice_priors", "bms"),  # cyclic ignores priors
-        ({"base_model": "tiny-vit"}, "base_model", "images"),
+        ({"base_model": "tiny-vit"}, "base_model", "vision model"),
         ({"base_model": 7}, "base_model", "string"),
         ({"sequence_policy": "zigzag"}, "sequence_policy", "zigzag"),
         ({"shards": 0}, "shards", ""),
@@ -312,7 +314,7 @@ def test_trained_model_reports_its_shards_and_predicts(
     assert (detail["status"], detail["generation"], detail["manifest_version"]) == ("ready", 1, 1)
     assert detail["plan"] == {
         "shards": 2, "slices": 2, "sequences": 2, "sequence_policy": "cyclic",
-        "precision": "fp32",
+        "precision": "fp32", "lora_targets": ["query", "value"],
     }  # fmt: skip
     progress = detail["progress"]
     assert (progress["job"], progress["status"], progress["error"]) == (job, "succeeded", None)

@@ -74,11 +74,12 @@ def test_the_check_rejects_a_bare_object_and_accepts_refs_and_arrays():
 def test_the_document_covers_every_endpoint(schema):
     operations = [where for where, _ in json_responses(schema, OK)]
 
-    # 42 operations answer JSON on success (approve and retry answer 200 or 202; tokens/ and
+    # 43 operations answer JSON on success (approve and retry answer 200 or 202; tokens/ and
     # datasets/{id}/grants/ add six, certificates/public-keys/ one; webhooks/ eight: list,
     # create, read, patch, rotate-secret, test, deliveries, redeliver, and confirmations two;
-    # a webhook's DELETE answers 204 without a body); the PDF and CSV renderings come on top.
-    assert len(operations) == 42, operations
+    # models/{id}/generate/ one; a webhook's DELETE answers 204 without a body); the PDF and
+    # CSV renderings come on top.
+    assert len(operations) == 43, operations
 
 
 def test_binary_renderings_are_documented_by_media_type(schema):
@@ -188,5 +189,5 @@ def test_nested_strict_objects_are_documented_with_their_fields(schema):
     lora = schema["components"]["schemas"]["ModelCreateInput"]["properties"]["lora"]
     lora = resolve(schema, lora.get("allOf", [lora])[0])
 
-    assert set(lora["properties"]) == {"rank", "alpha"}
+    assert set(lora["properties"]) == {"rank", "alpha", "targets"}
     assert lora["additionalProperties"] is False

@@ -9,6 +9,7 @@ Everything else is the server's answer as JSON (``lethe_client.types`` describes
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -63,9 +64,17 @@ class Client(WebhooksApi):
 
     # --- datasets ---------------------------------------------------------------------------
 
-    def create_dataset(self, name: str, labels: Iterable[str]) -> Dataset:
-        """Create a dataset with its label set (``POST datasets/``); 409 if the name is taken."""
-        body = {"name": name, "labels": list(labels)}
+    def create_dataset(
+        self, name: str, labels: Iterable[str] = (), *, task: str = "classification"
+    ) -> Dataset:
+        """Create a dataset (``POST datasets/``); 409 if the name is taken.
+
+        ``task`` is ``classification`` (text + label, the default), ``generation`` (prompt
+        + response; no labels) or ``image_classification`` (image + label).
+        """
+        body: dict[str, Any] = {"name": name, "task": task}
+        if task != "generation":
+            body["labels"] = list(labels)
         return cast(Dataset, self._json("POST", "/datasets/", json=body))
 
     def get_dataset(self, dataset_id: int) -> Dataset:
@@ -75,6 +84,44 @@ class Client(WebhooksApi):
     def subject_lineage(self, subject_id: str) -> dict[str, Any]:
         """Which records of ``subject_id`` exist and which model stages read them."""
         return cast(dict[str, Any], self._json("GET", f"/subjects/{_segment(subject_id)}/lineage/"))
+
+    # --- models ------------------------------------------------------------------------------
+
+    def predict(self, model_id: int, inputs: Iterable[str]) -> dict[str, Any]:
+        """Labels and scores for texts from a classification model (``POST …/predict/``)."""
+        body = {"inputs": list(inputs)}
+        return cast(
+            dict[str, Any], self._json("POST", f"/models/{int(model_id)}/predict/", json=body)
+        )
+
+    def predict_images(self, model_id: int, images: Iterable[bytes]) -> dict[str, Any]:
+        """Labels and scores for PNG/JPEG images from an image classifier (sent as base64)."""
+        body = {"images": [base64.b64encode(bytes(i)).decode("ascii") for i in images]}
+        return cast(
+            dict[str, Any], self._json("POST", f"/models/{int(model_id)}/predict/", json=body)
+        )
+
+    def generate(
+        self,
+        model_id: int,
+        prompts: Iterable[str | list[dict[str, str]]],
+        *,
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """Text from a generation model (``POST …/generate/``): greedy at temperature 0,
+        sampled otherwise (the same seed gives the same text); names the manifest used."""
+        body = {
+            "inputs": list(prompts),
+            "max_new_tokens": max_new_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "seed": seed,
+        }
+        path = f"/models/{int(model_id)}/generate/"
+        return cast(dict[str, Any], self._json("POST", path, json=body))
 
     # --- records ----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ ConfirmationStatus = Literal["erased", "not_held", "failed"]
 class Dataset(TypedDict):
     id: int
     name: str
+    task: str
     labels: list[str]
     created_at: str
 
