@@ -15,7 +15,7 @@ import pytest
 
 from governance.certificates.claims import certificate_claims_check
 from governance.certificates.signing import certificate_verify
-from governance.models import ErasureRequest, Record
+from governance.models import ErasureRequest, Record, Stage
 from tests.integration.test_erasure_worker import _serving_lineage_is_clean, _subject_in, _train
 from tests.integration.test_worker import Worker, _wait
 
@@ -84,12 +84,24 @@ def _erase(integration, officer, subject: str, worker: Worker, key: str) -> int:
     return req
 
 
-def _certificate_holds(auditor, req: int) -> dict:
+def _stages_reading(subject: str) -> set[int]:
+    """Every stage whose lineage holds one of the subject's records, asked before erasing."""
+    return set(
+        Stage.objects.filter(slices__assignments__record__subject__external_ref=subject)
+        .distinct()
+        .values_list("pk", flat=True)
+    )
+
+
+def _certificate_holds(auditor, req: int, doomed: set[int]) -> dict:
     envelope = auditor.client.get(f"{API}/erasure-requests/{req}/certificate/").json()
     public = auditor.client.get(f"{API}/certificates/public-key/").json()
     assert certificate_verify(envelope, public_key_pem=public["public_key_pem"]).ok
     failed = [c for c in certificate_claims_check(envelope) if not c["ok"]]
     assert not failed, failed
+    listed = {s["id"] for m in envelope["certificate"]["models"] for s in m["stages_deactivated"]}
+    assert doomed
+    assert listed == doomed  # exactly the stages whose lineage held the subject
     return envelope
 
 
@@ -128,6 +140,7 @@ def test_generation_model_trains_generates_and_forgets(
             f"{API}/models/{model_id}/predict/", {"inputs": ["hello"]}, format="json"
         )
         subject = _subject_in(model_id)
+        doomed = _stages_reading(subject)
         req = _erase(integration, officer, subject, worker, "gen-1")
         after = integration.client.post(f"{API}/models/{model_id}/generate/", ask, format="json")
     finally:
@@ -146,7 +159,7 @@ def test_generation_model_trains_generates_and_forgets(
     erased = Record.objects.filter(subject__external_ref=subject)
     assert erased.exists()
     assert set(erased.values_list("status", "text", "response")) == {("erased", "", "")}
-    _certificate_holds(auditor, req)
+    _certificate_holds(auditor, req, doomed)
 
 
 def _image_rows(count: int) -> tuple[list[str], list[dict[str, str]]]:
@@ -195,6 +208,7 @@ def test_image_model_trains_predicts_and_deletes_the_bytes(
         )
         assert keys
         assert len(image_bytes_exist(keys)) >= len(keys)
+        doomed = _stages_reading(subject)
         req = _erase(integration, officer, subject, worker, "img-1")
         after = integration.client.post(f"{API}/models/{model_id}/predict/", ask, format="json")
     finally:
@@ -210,4 +224,4 @@ def test_image_model_trains_predicts_and_deletes_the_bytes(
     assert set(
         Record.objects.filter(subject__external_ref=subject).values_list("image_key", flat=True)
     ) == set(keys)  # the tombstone keeps the key the claim is checked against
-    _certificate_holds(auditor, req)
+    _certificate_holds(auditor, req, doomed)

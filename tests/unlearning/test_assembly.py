@@ -1,4 +1,5 @@
-"""Prefix assembly: the model at depth k equals the model right after stage k, bit for bit."""
+"""Prefix assembly: the model at depth k equals the model right after stage k, bit for bit,
+for a text encoder and a vision transformer (decoders: tests/unlearning/test_generation.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import random
 import pytest
 import torch
 
-from tests.unlearning.conftest import FAST, LORA, make_slices, texts
+from tests.unlearning.conftest import FAST, LORA, images, make_slices, texts
 from unlearning.artifacts import LocalArtifactStore, StageKey
 from unlearning.assembly import AdapterHost
 from unlearning.backbones import build_base, make_collator
@@ -19,13 +20,16 @@ def _logits(host, batch):
         return host.model(**batch).logits.clone()
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+@pytest.fixture(scope="module", params=["tiny-bert", "tiny-vit"])
+def trained(request, tmp_path_factory):
     """A 4-stage sequence plus the logits recorded right after each stage."""
+    backbone = request.param
     store = LocalArtifactStore(tmp_path_factory.mktemp("artifacts"))
-    collate = make_collator("tiny-bert")
-    batch = collate(texts(16, seed=99, prefix="probe"))
-    host = AdapterHost(build_base("tiny-bert", 3), num_groups=4, lora=LORA)
+    collate = make_collator(backbone)
+    probe = images if backbone == "tiny-vit" else texts
+    batch = collate(probe(16, seed=99, prefix="probe"))
+    host = AdapterHost(build_base(backbone, 3), num_groups=4, lora=LORA)
+    host.backbone = backbone  # type: ignore[attr-defined]  (for the tests below)
     after_stage: dict[tuple[int, ...], torch.Tensor] = {}
 
     def record(artifact, reused):
@@ -35,7 +39,7 @@ def trained(tmp_path_factory):
         host,
         shard=0,
         sequences=[(3, 1, 0, 2), (1, 3, 2, 0)],
-        slices=make_slices("tiny-bert", 4, 6),
+        slices=make_slices(backbone, 4, 6),
         store=store,
         collate=collate,
         settings=FAST,
@@ -50,9 +54,9 @@ def _stages(store, prefix):
 
 
 def test_cold_assembly_reproduces_every_depth(trained, host_factory):
-    _, store, batch, after_stage = trained
+    host, store, batch, after_stage = trained
     for prefix, expected in after_stage.items():
-        fresh = host_factory("tiny-bert", 4)
+        fresh = host_factory(host.backbone, 4)
         fresh.activate(_stages(store, prefix))
         assert torch.equal(_logits(fresh, batch), expected), prefix
 
@@ -80,7 +84,7 @@ def test_assembly_refuses_a_broken_chain(trained):
 
 
 def test_assembly_refuses_stages_from_another_layout(trained, host_factory):
-    _, store, _, _ = trained
-    other = host_factory("tiny-bert", 2)  # two groups of two blocks
+    host, store, _, _ = trained
+    other = host_factory(host.backbone, 2)  # two groups of two blocks
     with pytest.raises(ValueError, match="group layout"):
         other.activate(_stages(store, (3,)))

@@ -1,4 +1,5 @@
-"""I4: a replay from lineage in a separate process reproduces stage tensors bit for bit."""
+"""I4: a replay from lineage in a separate process reproduces stage tensors bit for bit (a
+text encoder and a vision transformer here; decoders in tests/unlearning/test_generation.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.unlearning.conftest import FAST, make_slices
@@ -33,20 +35,22 @@ REPLAY_SCRIPT = textwrap.dedent(
 
     prefix = tuple(json.loads(sys.argv[1]))
     out = LocalArtifactStore(Path(sys.argv[2]))
-    host = AdapterHost(build_base("tiny-bert", 3), num_groups=3, lora=LORA)
-    slices = make_slices("tiny-bert", 3, 6)
+    backbone = sys.argv[4]
+    host = AdapterHost(build_base(backbone, 3), num_groups=3, lora=LORA)
+    slices = make_slices(backbone, 3, 6)
     lineage = {s: slices[s] for s in prefix}  # only the clean prefix's records exist here
     for stage in replay_prefix(host, shard=0, prefix=prefix, slices=lineage,
-                               collate=make_collator("tiny-bert"), settings=FAST, model_seed=21):
+                               collate=make_collator(backbone), settings=FAST, model_seed=21):
         out.save(stage)
         print(json.dumps([list(stage.key.prefix), stage.digest]))
     """
 )
 
 
-def _replay(prefix, out_dir, threads):
+def _replay(prefix, out_dir, threads, backbone="tiny-bert"):
+    args = [json.dumps(list(prefix)), str(out_dir), str(threads), backbone]
     result = subprocess.run(  # the test's own interpreter and code, no shell
-        [sys.executable, "-c", REPLAY_SCRIPT, json.dumps(list(prefix)), str(out_dir), str(threads)],
+        [sys.executable, "-c", REPLAY_SCRIPT, *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -58,20 +62,23 @@ def _replay(prefix, out_dir, threads):
     return {tuple(p): d for p, d in lines}
 
 
-def test_replay_in_another_process_reproduces_the_clean_prefix(host_factory, tmp_path, collate_for):
+@pytest.mark.parametrize("backbone", ["tiny-bert", "tiny-vit"])
+def test_replay_in_another_process_reproduces_the_clean_prefix(
+    host_factory, tmp_path, collate_for, backbone
+):
     store = LocalArtifactStore(tmp_path / "trained")
     run = train_shard(
-        host_factory("tiny-bert", 3),
+        host_factory(backbone, 3),
         shard=0,
         sequences=[(2, 0, 1), (1, 2, 0)],
-        slices=make_slices("tiny-bert", 3, 6),
+        slices=make_slices(backbone, 3, 6),
         store=store,
-        collate=collate_for("tiny-bert"),
+        collate=collate_for(backbone),
         settings=FAST,
         model_seed=21,
     )
     # slice 1 was erased: sequence (2, 0, 1) keeps its clean prefix (2, 0)
-    replayed = _replay((2, 0), tmp_path / "replayed", threads=2)
+    replayed = _replay((2, 0), tmp_path / "replayed", threads=2, backbone=backbone)
     assert replayed == {(2,): run.digests[(2,)], (2, 0): run.digests[(2, 0)]}
     other = LocalArtifactStore(tmp_path / "replayed")
     for prefix in replayed:
