@@ -6,6 +6,7 @@ the rest of the code reads settings. An empty variable counts as unset.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import overload
@@ -44,6 +45,19 @@ def envint(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+
+
+def envfloat(name: str, default: float) -> float:
+    raw = _getenv(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a finite number of at least 0")
+    return value
 
 
 @overload

@@ -139,6 +139,27 @@ def test_envint_parses_and_rejects_garbage(monkeypatch):
         envint("LETHE_COUNT", default=1)
 
 
+def test_envfloat_parses_and_rejects_garbage_negative_and_infinite(monkeypatch):
+    from governance.setting_env import envfloat
+
+    monkeypatch.setenv("LETHE_SECONDS", " 0.25 ")
+    assert envfloat("LETHE_SECONDS", default=1.0) == 0.25
+
+    for raw, words in (("soon", "is not a number"), ("-1", "at least 0"), ("inf", "finite")):
+        monkeypatch.setenv("LETHE_SECONDS", raw)
+        with pytest.raises(ImproperlyConfigured, match=words):
+            envfloat("LETHE_SECONDS", default=1.0)
+
+
+def test_the_embedded_broker_is_polled_as_configured(monkeypatch):
+    """An approved erasure waits up to one polling interval on the file-system broker."""
+    assert load_settings(monkeypatch).CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] == 0.05
+    tuned = load_settings(monkeypatch, LETHE_BROKER_POLL_SECONDS="0.2")
+    assert tuned.CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] == 0.2
+    redis = load_settings(monkeypatch, CELERY_BROKER_URL="redis://127.0.0.1:6379/0")
+    assert "polling_interval" not in redis.CELERY_BROKER_TRANSPORT_OPTIONS  # Redis pushes
+
+
 def test_empty_variables_fall_back_to_defaults(monkeypatch):
     for name in ("LETHE_FLAG", "LETHE_COUNT", "LETHE_TEXT"):
         monkeypatch.setenv(name, "")
