@@ -313,8 +313,9 @@ if CELERY_BROKER_URL is None:
         "control_folder": str(LETHE_BROKER_DIR / "control"),
         "store_processed": False,
         # How often a worker looks for new messages (kombu's default is 1 s): an approved
-        # erasure waits up to this long before the worker sees it. A look is one listing
-        # of the queue folder, so 20 a second cost nothing measurable (bench_embedded.py).
+        # erasure waits up to this long before the worker sees it (bench_embedded.py). A
+        # look is one listing of the queue folder: an idle worker used 0.14 CPU-seconds per
+        # 30 s at 0.05 s (0.5 % of a core) against 0.03 at 1 s.
         "polling_interval": envfloat("LETHE_BROKER_POLL_SECONDS", 0.05),
     }
 else:
