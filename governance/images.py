@@ -17,11 +17,34 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from django.conf import settings
 
 from governance.artifacts import artifact_objects
 
+if TYPE_CHECKING:
+    from unlearning.images import ImageFacts
+
 PREFIX = "images"
 _SUFFIXES = {"PNG": ".png", "JPEG": ".jpg"}
+
+
+def image_accepted(data: bytes) -> ImageFacts:
+    """Whether ``data`` is an image Lethe takes: PNG or JPEG, fully decoded, within
+    ``LETHE_IMAGE_MAX_BYTES`` and ``LETHE_IMAGE_MAX_PIXELS``. The one check ingest,
+    prediction and the model page's panel apply.
+
+    Raises:
+        unlearning.images.ImageError: what is wrong, in words a data platform can act on.
+    """
+    from unlearning.images import image_check  # torch-free; Pillow on demand
+
+    return image_check(
+        data,
+        max_bytes=int(settings.LETHE_IMAGE_MAX_BYTES),
+        max_pixels=int(settings.LETHE_IMAGE_MAX_PIXELS),
+    )
 
 
 def image_key_new(*, dataset_id: int, image_format: str) -> str:

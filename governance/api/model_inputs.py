@@ -11,7 +11,6 @@ import base64
 import binascii
 from typing import Any
 
-from django.conf import settings
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 
@@ -40,14 +39,6 @@ def _field_error(field: str, message: str) -> ApplicationError:
     )
 
 
-def image_limits() -> dict[str, int]:
-    """The ingest limits, applied to prediction inputs too (one rule for what an image is)."""
-    return {
-        "max_bytes": int(getattr(settings, "LETHE_IMAGE_MAX_BYTES", 5 * 1024 * 1024)),
-        "max_pixels": int(getattr(settings, "LETHE_IMAGE_MAX_PIXELS", 16_000_000)),
-    }
-
-
 def prediction_images(request: Request) -> list[bytes]:
     """The checked image bytes of a prediction request, in order.
 
@@ -55,7 +46,8 @@ def prediction_images(request: Request) -> list[bytes]:
         ApplicationError: no images, too many, a field that is not base64, or an image
             that does not decode or is too large (400 naming ``images`` or ``images[i]``).
     """
-    from unlearning.images import ImageError, image_check
+    from governance.images import image_accepted
+    from unlearning.images import ImageError
 
     files = request.FILES.getlist("images") if hasattr(request, "FILES") else []
     if files:
@@ -76,10 +68,9 @@ def prediction_images(request: Request) -> list[bytes]:
         raise _field_error("images", "at least one image")
     if len(blobs) > MAX_IMAGES:
         raise _field_error("images", f"at most {MAX_IMAGES} images per request")
-    limits = image_limits()
     for i, blob in enumerate(blobs):
         try:
-            image_check(blob, **limits)
+            image_accepted(blob)
         except ImageError as exc:
             raise _field_error(f"images[{i}]", str(exc)) from None
     return blobs
@@ -126,6 +117,5 @@ __all__ = [
     "TASKS",
     "field_missing",
     "generation_prompts",
-    "image_limits",
     "prediction_images",
 ]

@@ -301,6 +301,12 @@ class ModelPredictApi(APIView):
         else:
             data = validated(self.InputSerializer, request.data)
             task_require(model, "classification", use="ask models/{id}/generate/")
+            if "images" in data:  # never silently ignored: the caller meant something
+                raise ApplicationError(
+                    code="invalid",
+                    message="images: a text classifier takes inputs (texts), not images",
+                    details={"images": ["only for image classification models"]},
+                )
             if "inputs" not in data:
                 raise field_missing("inputs", "texts to classify")
             result = model_predict(model=model, inputs=data["inputs"])

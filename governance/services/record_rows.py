@@ -201,14 +201,11 @@ def _image_row(raw: _Row) -> ValidRow:
     subject_id = _subject_id(row)
     label = _label(row, raw.allowed, raw.labels)
     data = _image_bytes(row, raw.files)
-    from unlearning.images import ImageError, image_check  # torch-free; Pillow on demand
+    from governance.images import image_accepted
+    from unlearning.images import ImageError
 
     try:
-        facts = image_check(
-            data,
-            max_bytes=int(settings.LETHE_IMAGE_MAX_BYTES),
-            max_pixels=int(settings.LETHE_IMAGE_MAX_PIXELS),
-        )
+        facts = image_accepted(data)
     except ImageError as exc:
         message = str(exc)
         message = message if message.startswith("image:") else f"image: {message}"

@@ -140,10 +140,10 @@ def _labelled(result: Any) -> dict[str, Any]:
 
 
 def _image_checked(data: bytes) -> None:
-    from governance.api.model_inputs import image_limits
-    from unlearning.images import ImageError, image_check
+    from governance.images import image_accepted
+    from unlearning.images import ImageError
 
     try:
-        image_check(data, **image_limits())
+        image_accepted(data)
     except ImageError as exc:
         raise ApplicationError(code="invalid", message=f"image: {exc}") from None

@@ -187,3 +187,36 @@ def test_an_image_classifier_takes_images_not_texts(integration, image_model):
     )
 
     error_of(response, 400, "invalid", "inputs")
+
+
+def test_a_text_classifier_refuses_images_instead_of_ignoring_them(
+    integration, classification_model
+):
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+    response = integration.client.post(
+        f"{API}/models/{classification_model}/predict/",
+        {"inputs": ["hello"], "images": [png]},
+        format="json",
+    )
+
+    error_of(response, 400, "invalid", "images")
+
+
+def test_multipart_images_are_checked_and_reach_the_model(integration, image_model):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from unlearning.sample_images import shape_images
+
+    good = shape_images(1, seed=1)[0][0]
+    url = f"{API}/models/{image_model}/predict/"
+    bad = integration.client.post(
+        url,
+        {"images": [SimpleUploadedFile("a.png", good), SimpleUploadedFile("b.gif", b"GIF89a")]},
+        format="multipart",
+    )
+    untrained = integration.client.post(
+        url, {"images": [SimpleUploadedFile("a.png", good)]}, format="multipart"
+    )
+
+    assert "GIF" in error_of(bad, 400, "invalid", "images[1]")["message"]
+    error_of(untrained, 409, "model_not_ready", "model")  # parsed and checked: no manifest yet
