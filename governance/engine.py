@@ -180,13 +180,6 @@ def backbone_allowed(name: str) -> bool:
         return False
 
 
-def backbone_modality(name: str) -> str:
-    """What a backbone reads: "text" or "image"."""
-    from unlearning.backbones import backbone_info
-
-    return backbone_info(name).modality
-
-
 class HostPool:
     """Loaded adapter hosts per model configuration and purpose, per process, bounded.
 
