@@ -9,21 +9,36 @@ it makes is true at issue and ``certificates.claims`` can re-check each one late
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 from governance import engine
 from governance.certificates.keys import signing_key_register
-from governance.models import AuditEvent, ErasureRequest, Stage, UnlearningModel
+from governance.models import AuditEvent, ErasureRequest, Sequence, Stage, UnlearningModel
 
 CERTIFICATE_TYPE = "lethe.erasure-certificate/v1"
 
 
-def certificate_body(*, request: ErasureRequest, issued_at: datetime) -> dict[str, Any]:
+def certified_stages(done: list[dict[str, Any]]) -> dict[int, Stage]:
+    """The rows of the stages phase 1 deactivated (``execution["models"]``), by id, with
+    what the body reads of them: their state now and when their bytes were destroyed."""
+    return {
+        s.pk: s
+        for s in Stage.objects.filter(pk__in=[i for m in done for i in m["stages"]]).only(
+            "pk", "shard_id", "prefix", "position", "state", "destroyed_at"
+        )
+    }
+
+
+def certificate_body(
+    *, request: ErasureRequest, issued_at: datetime, stages: dict[int, Stage] | None = None
+) -> dict[str, Any]:
     """The body for an executed request: records erased, models, timeline, chain head.
 
     ``request.execution`` is what phase 1 recorded; stage rows add what happened since
-    (when their bytes were destroyed).
+    (when their bytes were destroyed): ``stages``, when the caller already read them
+    (``certified_stages``, in the transaction that issues the certificate).
     """
     execution = request.execution
     records = execution.get("records_erased", [])
@@ -39,7 +54,7 @@ def certificate_body(*, request: ErasureRequest, issued_at: datetime) -> dict[st
         # The erased records' image objects the purge deleted (every version), which the
         # certify phase asked the store are gone; claims.py asks it again.
         "image_objects_deleted": len(execution.get("image_keys", [])),
-        "models": _models(execution.get("models", [])),
+        "models": _models(execution.get("models", []), stages),
         "received_at": _iso(request.received_at),
         "due_at": _iso(request.deadline),
         "approved_at": _iso(request.approved_at),
@@ -54,24 +69,40 @@ def certificate_body(*, request: ErasureRequest, issued_at: datetime) -> dict[st
     }
 
 
-def _models(done: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _models(done: list[dict[str, Any]], stages: dict[int, Stage] | None) -> list[dict[str, Any]]:
     """One entry per model phase 1 touched, in the order it recorded them."""
-    stages = Stage.objects.filter(pk__in=[i for m in done for i in m["stages"]])
-    by_id = {s.pk: s for s in stages}
-    names = dict(
-        UnlearningModel.objects.filter(pk__in=[m["model_id"] for m in done]).values_list(
-            "pk", "name"
+    by_id = stages if stages is not None else certified_stages(done)
+    # Every sequence of the shards those stages belong to, in one statement.
+    sequences: dict[int, list[Sequence]] = defaultdict(list)
+    for seq in Sequence.objects.filter(shard_id__in={s.shard_id for s in by_id.values()}).order_by(
+        "shard_id", "index"
+    ):
+        sequences[seq.shard_id].append(seq)
+    # Phase 1 records each model's name; executions recorded before it did are looked up.
+    names = {m["model_id"]: m["name"] for m in done if "name" in m}
+    if len(names) < len(done):
+        names = dict(
+            UnlearningModel.objects.filter(pk__in=[m["model_id"] for m in done]).values_list(
+                "pk", "name"
+            )
         )
-    )
-    return [_model(m, names.get(m["model_id"], ""), by_id) for m in done]
+    return [_model(m, names.get(m["model_id"], ""), by_id, sequences) for m in done]
 
 
-def _model(done: dict[str, Any], name: str, stages: dict[int, Stage]) -> dict[str, Any]:
+def _model(
+    done: dict[str, Any],
+    name: str,
+    stages: dict[int, Stage],
+    sequences: dict[int, list[Sequence]],
+) -> dict[str, Any]:
     after = done["manifest_after"] or {}
     return {
         "model_id": done["model_id"],
         "name": name,
-        "stages_deactivated": [_stage(d, stages[d["id"]]) for d in done["stage_details"]],
+        "stages_deactivated": [
+            _stage(d, stages[d["id"]], sequences[stages[d["id"]].shard_id])
+            for d in done["stage_details"]
+        ],
         "manifest_before": _manifest_claim(done["manifest_before"]),
         "manifest_after": _manifest_claim(after),
         "serving_depth_after": after.get("depths", {}),
@@ -79,13 +110,13 @@ def _model(done: dict[str, Any], name: str, stages: dict[int, Stage]) -> dict[st
     }
 
 
-def _stage(detail: dict[str, Any], stage: Stage) -> dict[str, Any]:
+def _stage(detail: dict[str, Any], stage: Stage, sequences: list[Sequence]) -> dict[str, Any]:
     return {
         "id": detail["id"],
         "generation": detail["generation"],
         "shard": detail["shard"],
         "prefix": detail["prefix"],
-        "sequence": _sequences_of(stage),
+        "sequence": _sequences_of(stage, sequences),
         "position": detail["position"],
         "state_before": detail["state_before"],
         "tensor_digest": detail["tensor_digest"],
@@ -93,11 +124,12 @@ def _stage(detail: dict[str, Any], stage: Stage) -> dict[str, Any]:
     }
 
 
-def _sequences_of(stage: Stage) -> list[int]:
-    """Indices of the sequences whose prefix this stage is (shared prefixes: several)."""
+def _sequences_of(stage: Stage, sequences: list[Sequence]) -> list[int]:
+    """Indices of the sequences whose prefix this stage is (shared prefixes: several);
+    ``sequences``: its shard's, in index order."""
     return [
         seq.index
-        for seq in stage.shard.sequences.order_by("index")
+        for seq in sequences
         if engine.prefix_text(seq.order[: stage.position]) == stage.prefix
     ]
 

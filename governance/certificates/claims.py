@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Q
+
 from governance.artifacts import stage_bytes_exist
 from governance.images import image_bytes_exist
 from governance.models import (
@@ -29,20 +31,27 @@ PASSED, FAILED = "passed", "failed"
 GONE_STATES = (Stage.State.DESTROYED, Stage.State.RETIRED)
 
 
-def i2_check(model: UnlearningModel) -> str:
+_LATEST: Any = object()
+
+
+def i2_check(model: UnlearningModel, manifest: ServingManifest | None = _LATEST) -> str:
     """I2 on the manifest in force: "passed" when no serving stage reads an erased record.
 
-    A serving stage that is not trained (deactivated, destroyed) fails it too.
+    A serving stage that is not trained (deactivated, destroyed) fails it too. One
+    statement, whatever the number of stages; ``manifest``: the one in force when the
+    caller already holds it (the erasure, right after publishing it).
     """
-    manifest = manifest_latest(model)
+    manifest = manifest_latest(model) if manifest is _LATEST else manifest
     if manifest is None:
         return PASSED
     ids = [s["id"] for e in manifest.entries for s in e["stages"]]
+    erased = Stage.objects.filter(
+        pk__in=ids, slices__assignments__record__status=Record.Status.ERASED
+    ).values("pk")
     dirty = (
-        Stage.objects.filter(
-            pk__in=ids, slices__assignments__record__status=Record.Status.ERASED
-        ).exists()
-        or Stage.objects.filter(pk__in=ids).exclude(state=Stage.State.TRAINED).exists()
+        Stage.objects.filter(pk__in=ids)
+        .filter(~Q(state=Stage.State.TRAINED) | Q(pk__in=erased))
+        .exists()
     )
     return FAILED if dirty else PASSED
 

@@ -92,6 +92,9 @@ class ErasureRequest(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     decided_note = models.TextField(blank=True, help_text="Approval note or rejection reason.")
     impact = models.JSONField(default=dict, blank=True, help_text="Impact preview (latest).")
+    impact_stamp = models.JSONField(
+        default=dict, blank=True, help_text="What the impact was computed from (impact_stamp)."
+    )
     execution = models.JSONField(default=dict, blank=True, help_text="What execution did.")
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)

@@ -3,7 +3,8 @@
 The preview is computed with the very rule that publishes manifests
 (``selectors.manifests.manifest_entries`` with the stages assumed deactivated), so the depths
 it promises are the depths the erasure will leave. It is shown at intake and refreshed at
-approval; it writes nothing.
+approval unless its stamp (``impact_stamp``) shows nothing changed since; it writes
+nothing.
 """
 
 from __future__ import annotations
@@ -12,11 +13,25 @@ from collections import defaultdict
 from collections.abc import Collection
 from typing import Any
 
+from django.db.models import Count, Exists, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from governance import engine
-from governance.models import Record, Shard, SliceAssignment, Stage, UnlearningModel
-from governance.selectors.manifests import manifest_entries, manifest_latest
+from governance.models import (
+    AuditEvent,
+    Record,
+    SliceAssignment,
+    Stage,
+    TrainingTask,
+    UnlearningModel,
+)
+from governance.selectors.manifests import (
+    Grid,
+    generation_grid,
+    manifest_entries,
+    manifest_latest,
+)
 
 # Stages an erasure deactivates when their lineage holds an erased record: every stage
 # that may still serve or become serving, in any generation, including one in training.
@@ -55,6 +70,78 @@ def erasure_impact(*, subject_ref: str) -> dict[str, Any]:
         "models": models,
         "computed_at": timezone.now().isoformat(),
     }
+
+
+def impact_stamp(impact: dict[str, Any], *, audit_seq: int) -> dict[str, Any]:
+    """A cheap version stamp of what ``impact`` was computed from.
+
+    ``audit_seq`` is the audit trail's head read *before* the impact was computed: every
+    state change appends its audit event in its own transaction, under the chain's lock,
+    so any change committed after that read has a higher sequence number. Two changes the
+    trail does not record alter the preview too (a training task marked done, a stage
+    deactivated by its own worker), so the stamp adds the models' task and stage counts.
+    """
+    return {"audit_seq": audit_seq, "models": _model_counts(_model_ids(impact))}
+
+
+def impact_unchanged(stamp: dict[str, Any], impact: dict[str, Any], *, request_id: int) -> bool:
+    """Whether ``impact`` (stamped with ``stamp``) is still what erasing the subject would do:
+    no audit event since the stamp but the request's own, and the same counts. One
+    statement, whatever the size of the models."""
+    if not stamp or "audit_seq" not in stamp:
+        return False
+    changed = Exists(
+        AuditEvent.objects.filter(seq__gt=stamp["audit_seq"]).exclude(
+            object_type="erasurerequest", object_id=str(request_id)
+        )
+    )
+    ids = _model_ids(impact)
+    if not ids:
+        return not AuditEvent.objects.filter(changed).exists() and stamp.get("models") == {}
+    rows = _counted(ids).annotate(changed=changed)
+    counts = {str(r.pk): [r.live, r.trained, r.done] for r in rows}
+    return not any(r.changed for r in rows) and stamp.get("models") == counts
+
+
+def audit_head_seq() -> int:
+    """The audit trail's newest sequence number (0 when empty): one index lookup."""
+    head = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    return head or 0
+
+
+def _model_ids(impact: dict[str, Any]) -> list[int]:
+    return sorted(m["model_id"] for m in impact.get("models", []))
+
+
+def _counted(model_ids: list[int]) -> Any:
+    """The models with their live and trained stages and finished tasks (subqueries)."""
+
+    def count(rows: Any, key: str) -> Coalesce:
+        counted = rows.order_by().values(key).annotate(n=Count("pk")).values("n")
+        return Coalesce(Subquery(counted), 0)
+
+    stages = Stage.objects.filter(shard__model=OuterRef("pk"))
+    return (
+        UnlearningModel.objects.filter(pk__in=model_ids)
+        .order_by("pk")
+        .annotate(
+            live=count(stages.filter(state__in=LIVE_STATES), "shard__model"),
+            trained=count(stages.filter(state=Stage.State.TRAINED), "shard__model"),
+            done=count(
+                TrainingTask.objects.filter(
+                    job__model=OuterRef("pk"), status=TrainingTask.Status.DONE
+                ),
+                "job__model",
+            ),
+        )
+    )
+
+
+def _model_counts(model_ids: list[int]) -> dict[str, Any]:
+    """Per model (as JSON keys): its live and trained stages and its finished tasks."""
+    if not model_ids:
+        return {}
+    return {str(r.pk): [r.live, r.trained, r.done] for r in _counted(model_ids)}
 
 
 def _stages_reading(record_ids: Collection[int]) -> dict[int, list[Stage]]:
@@ -112,11 +199,15 @@ def _model_impact(model: UnlearningModel, cells: set[Cell], stages: list[Stage])
 def _generation_impact(
     model: UnlearningModel, generation: int, cells: set[Cell], gone: list[int]
 ) -> dict[str, Any]:
-    """Serving depth per shard before and after, in one generation, and the cut sequences."""
-    before = {e["shard"]: e for e in manifest_entries(model, generation=generation)}
+    """Serving depth per shard before and after, in one generation, and the cut sequences.
+
+    The generation is read once (``generation_grid``) and the rule asked three times.
+    """
+    grid = generation_grid(model, generation)
+    before = {e["shard"]: e for e in manifest_entries(model, generation=generation, grid=grid)}
     after = {
         e["shard"]: e
-        for e in manifest_entries(model, generation=generation, assume_deactivated=gone)
+        for e in manifest_entries(model, generation=generation, assume_deactivated=gone, grid=grid)
     }
     shards = [
         {
@@ -132,18 +223,21 @@ def _generation_impact(
     return {
         "generation": generation,
         "shards": shards,
-        "sequences_truncated": _truncated(model, generation, gone),
+        "sequences_truncated": _truncated(grid, gone),
     }
 
 
-def _truncated(model: UnlearningModel, generation: int, gone: list[int]) -> list[dict[str, Any]]:
+def _truncated(grid: Grid, gone: list[int]) -> list[dict[str, Any]]:
     """Sequences whose usable depth shrinks: (shard, sequence, order, depth before, after)."""
     gone_set = set(gone)
     out = []
-    shards = Shard.objects.filter(model=model, generation=generation).order_by("index")
-    for shard in shards:
-        states = {s.prefix: (s.pk, s.state) for s in shard.stages.all()}
-        for seq in shard.sequences.order_by("index"):
+    for shard in grid.shards:
+        states = {
+            prefix: (s.pk, s.state)
+            for (shard_id, prefix), s in grid.stages.items()
+            if shard_id == shard.pk
+        }
+        for seq in grid.sequences[shard.pk]:
             before, after = _usable_depths(seq.order, states, gone_set)
             if after < before:
                 out.append(

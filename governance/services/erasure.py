@@ -28,7 +28,12 @@ from governance.canonical import canonical_bytes
 from governance.errors import ApplicationError
 from governance.models import ErasureEvent, ErasureRequest, Subject
 from governance.permissions import Role, user_roles
-from governance.selectors.impact import erasure_impact
+from governance.selectors.impact import (
+    audit_head_seq,
+    erasure_impact,
+    impact_stamp,
+    impact_unchanged,
+)
 from governance.services.audit import actor_name, audit_event_append
 from governance.services.lineage_events import lineage_erasure_event
 from governance.services.webhooks import erasure_request_notify
@@ -171,6 +176,8 @@ def _file(
     fingerprint: str,
 ) -> ErasureRequest:
     """The request row, its first event and audit event; auto-approved when policy says so."""
+    audit_seq = audit_head_seq()  # before the impact: what its stamp is checked against
+    impact = erasure_impact(subject_ref=subject_ref)
     request = ErasureRequest.objects.create(
         subject_ref=subject_ref,
         subject=Subject.objects.filter(external_ref=subject_ref).first(),
@@ -181,7 +188,8 @@ def _file(
         filed_by=user,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
-        impact=erasure_impact(subject_ref=subject_ref),
+        impact=impact,
+        impact_stamp=impact_stamp(impact, audit_seq=audit_seq),
     )
     erasure_event_create(request=request, actor=actor, action="received", note=reason)
     audit_event_append(
@@ -236,7 +244,8 @@ def _reason_required(reason: str) -> None:
 def erasure_request_approve(
     *, actor: Any, request: ErasureRequest, note: str = ""
 ) -> ErasureRequest:
-    """A privacy officer's approval: the impact is refreshed and execution queued."""
+    """A privacy officer's approval: the impact is refreshed (unless its stamp shows nothing
+    changed since it was computed) and execution queued."""
     with transaction.atomic():
         request = _locked(request)
         if not request.can_approve:
@@ -253,7 +262,11 @@ def _approve(request: ErasureRequest, *, actor: Any, note: str) -> None:
     request.approved_by = actor if getattr(actor, "is_authenticated", False) else None
     request.approved_at = timezone.now()
     request.decided_note = note
-    request.impact = erasure_impact(subject_ref=request.subject_ref)
+    if not impact_unchanged(request.impact_stamp, request.impact, request_id=request.pk):
+        # Something changed since the preview was computed: compute it again.
+        audit_seq = audit_head_seq()
+        request.impact = erasure_impact(subject_ref=request.subject_ref)
+        request.impact_stamp = impact_stamp(request.impact, audit_seq=audit_seq)
     request.save()
     erasure_event_create(request=request, actor=actor, action="approved", note=note)
     audit_event_append(

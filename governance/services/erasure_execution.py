@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.artifacts import artifact_keys_evict_everywhere, stage_bytes_destroy
-from governance.certificates.body import certificate_body
+from governance.certificates.body import certificate_body, certified_stages
 from governance.certificates.claims import PASSED, i2_check
 from governance.certificates.signing import certificate_digest, certificate_sign
 from governance.images import image_bytes_exist, images_delete
@@ -43,6 +44,7 @@ from governance.models import (
     DeletionCertificate,
     ErasureRequest,
     Record,
+    ServingManifest,
     SliceAssignment,
     Stage,
     UnlearningModel,
@@ -82,9 +84,9 @@ def _deactivate(request_id: int) -> ErasureRequest | None:
         if request.status != Status.APPROVED:
             return None
         now = timezone.now()
-        record_ids, models = _lock_models(request.subject_ref)
-        before = {m.pk: _manifest_ref(m) for m in models}
-        erased_ids, image_keys = _records_erase(record_ids, now=now)
+        models = _lock_models(request.subject_ref)
+        before = {m.pk: manifest_latest(m) for m in models}
+        record_ids, erased_ids, image_keys = _records_erase(request.subject_ref, now=now)
         deactivated = _deactivate_stages(record_ids)
         models_done = [
             _model_done(request, model, deactivated.get(model.pk, []), before[model.pk])
@@ -107,35 +109,27 @@ def _deactivate(request_id: int) -> ErasureRequest | None:
     return request
 
 
-def _lock_models(subject_ref: str) -> tuple[list[int], list[UnlearningModel]]:
-    """The subject's active records, and the models trained on them, locked in pk order.
+def _lock_models(subject_ref: str) -> list[UnlearningModel]:
+    """The models trained on the subject's active records, locked in pk order (one statement).
 
     The models are locked first: concurrent erasures touching one model queue here.
     """
-    record_ids = list(
-        Record.objects.filter(
-            subject__external_ref=subject_ref, status=Record.Status.ACTIVE
-        ).values_list("pk", flat=True)
+    trained_on = SliceAssignment.objects.filter(
+        record__subject__external_ref=subject_ref, record__status=Record.Status.ACTIVE
+    ).values("model_id")
+    return list(
+        UnlearningModel.objects.select_for_update().filter(pk__in=trained_on).order_by("pk")
     )
-    model_ids = sorted(
-        set(
-            SliceAssignment.objects.filter(record_id__in=record_ids).values_list(
-                "model_id", flat=True
-            )
-        )
-    )
-    models = list(
-        UnlearningModel.objects.select_for_update().filter(pk__in=model_ids).order_by("pk")
-    )
-    return record_ids, models
 
 
-def _records_erase(record_ids: list[int], *, now: datetime) -> tuple[list[str], list[str]]:
-    """Tombstone the records still active (content wiped); their external ids and the keys
-    of their image objects, which the purge deletes (the keys stay on the tombstones)."""
+def _records_erase(subject_ref: str, *, now: datetime) -> tuple[list[int], list[str], list[str]]:
+    """Tombstone the subject's records still active (content wiped): their ids, external ids
+    and the keys of their image objects, which the purge deletes (the keys stay on the
+    tombstones)."""
     records = list(
-        Record.objects.select_for_update()
-        .filter(pk__in=record_ids, status=Record.Status.ACTIVE)
+        Record.objects.select_for_update(of=("self",))
+        .filter(subject__external_ref=subject_ref, status=Record.Status.ACTIVE)
+        .only("pk", "external_id", "image_key")
         .order_by("pk")
     )
     Record.objects.filter(pk__in=[r.pk for r in records]).update(
@@ -147,7 +141,8 @@ def _records_erase(record_ids: list[int], *, now: datetime) -> tuple[list[str], 
         messages=None,
         image_digest="",
     )
-    return [r.external_id for r in records], [r.image_key for r in records if r.image_key]
+    ids = [r.pk for r in records]
+    return ids, [r.external_id for r in records], [r.image_key for r in records if r.image_key]
 
 
 def _deactivate_stages(record_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -156,14 +151,10 @@ def _deactivate_stages(record_ids: list[int]) -> dict[int, list[dict[str, Any]]]
     A stage in training is deactivated too: its worker finds it no longer ``training``
     when it finishes, never records it as trained, and deletes what it wrote (I5).
     """
-    candidate_ids = (
-        Stage.objects.filter(slices__assignments__record_id__in=record_ids)
-        .values_list("pk", flat=True)
-        .distinct()
-    )
+    reading = Stage.objects.filter(slices__assignments__record_id__in=record_ids).values("pk")
     stages = list(
         Stage.objects.select_for_update()
-        .filter(pk__in=list(candidate_ids), state__in=LIVE_STATES)
+        .filter(pk__in=reading, state__in=LIVE_STATES)
         .select_related("shard")
         .order_by("pk")
     )
@@ -190,22 +181,27 @@ def _model_done(
     request: ErasureRequest,
     model: UnlearningModel,
     stages: list[dict[str, Any]],
-    before: dict[str, Any] | None,
+    before: ServingManifest | None,
 ) -> dict[str, Any]:
-    """Publish the model's next manifest; what phase 1 did to it, as the certificate says."""
-    manifest_refresh(model=model, reason=f"erasure request {request.pk}", actor=WORKER)
+    """Publish the model's next manifest; what phase 1 did to it, as the certificate says.
+
+    The model's row is locked (``_lock_models``), so the manifest in force afterwards is
+    the one just published or, when the choice did not change, the one before.
+    """
+    published = manifest_refresh(model=model, reason=f"erasure request {request.pk}", actor=WORKER)
+    after = published or before
     return {
         "model_id": model.pk,
+        "name": model.name,
         "stages": [s["id"] for s in stages],
         "stage_details": stages,
-        "manifest_before": before,
-        "manifest_after": _manifest_ref(model),
-        "i2_check": i2_check(model),
+        "manifest_before": _manifest_ref(before),
+        "manifest_after": _manifest_ref(after),
+        "i2_check": i2_check(model, after),
     }
 
 
-def _manifest_ref(model: UnlearningModel) -> dict[str, Any] | None:
-    manifest = manifest_latest(model)
+def _manifest_ref(manifest: ServingManifest | None) -> dict[str, Any] | None:
     if manifest is None:
         return None
     return {
@@ -244,9 +240,13 @@ def _deactivated_events(
 
 def _purge(request: ErasureRequest) -> None:
     """Phase 2: destroy the bytes of every stage phase 1 deactivated and of the erased
-    records' images (idempotent)."""
+    records' images (idempotent). The stages are marked destroyed in the certificate's
+    transaction (``_certify``), which this purge always precedes: one commit less, and the
+    marking and the certificate that names it are durable together."""
     for entry in request.execution.get("models", []):
-        stages_destroy(stage_ids=entry["stages"], actor=WORKER, reason=f"erasure {request.pk}")
+        stages_destroy(
+            stage_ids=entry["stages"], actor=WORKER, reason=f"erasure {request.pk}", mark=False
+        )
     record_images_destroy(request)
 
 
@@ -265,8 +265,13 @@ def record_images_destroy(request: ErasureRequest) -> list[str]:
     return deleted
 
 
-def stages_destroy(*, stage_ids: Iterable[int], actor: Any, reason: str) -> list[int]:
+def stages_destroy(
+    *, stage_ids: Iterable[int], actor: Any, reason: str, mark: bool = True
+) -> list[int]:
     """Delete deactivated stages' bytes and mark them destroyed (I3). Returns ids destroyed.
+
+    ``mark=False`` deletes the bytes only and returns the ids whose bytes are gone: the
+    caller marks them in its own transaction (the erasure's certificate).
 
     Bytes go first: a crash before the marking leaves a deactivated stage without a file,
     which the next attempt marks. Every object of the stage goes (each training attempt's,
@@ -290,6 +295,8 @@ def stages_destroy(*, stage_ids: Iterable[int], actor: Any, reason: str) -> list
     artifact_keys_evict_everywhere(gone)
     for model_id in by_model:
         predictors.evict(model_id)
+    if not mark:
+        return [s.pk for s in stages]
     now = timezone.now()
     with transaction.atomic():
         return [
@@ -300,17 +307,34 @@ def stages_destroy(*, stage_ids: Iterable[int], actor: Any, reason: str) -> list
 
 
 def _mark_destroyed(
-    model_id: int, group: list[Stage], *, actor: Any, reason: str, now: datetime
+    model_id: int, group: list[Any], *, actor: Any, reason: str, now: datetime
 ) -> list[int]:
     """Mark the model's stages that are still deactivated destroyed, with one audit event."""
-    ids = list(
-        Stage.objects.filter(
-            pk__in=[s.pk for s in group], state=Stage.State.DEACTIVATED
-        ).values_list("pk", flat=True)
+    ids = _destroyed_rows(group, now=now)
+    _destroyed_event(model_id, group, ids, actor=actor, reason=reason)
+    return ids
+
+
+def _destroyed_rows(group: list[Any], *, now: datetime) -> list[int]:
+    """Mark those of ``group`` still deactivated destroyed; the ids this call marked.
+
+    ``group``: the stages (rows, or anything with ``pk``, ``prefix`` and ``tensor_digest``).
+    """
+    pks = [s.pk for s in group]
+    count = Stage.objects.filter(pk__in=pks, state=Stage.State.DEACTIVATED).update(
+        state=Stage.State.DESTROYED, destroyed_at=now
     )
     # artifact_key stays: the name of the object that was deleted, which the certificate's
     # check asks the store about.
-    Stage.objects.filter(pk__in=ids).update(state=Stage.State.DESTROYED, destroyed_at=now)
+    if count == len(pks):
+        return pks
+    # Some were marked by another purge meanwhile: only those marked here.
+    return list(Stage.objects.filter(pk__in=pks, destroyed_at=now).values_list("pk", flat=True))
+
+
+def _destroyed_event(
+    model_id: int, group: list[Any], ids: list[int], *, actor: Any, reason: str
+) -> None:
     if ids:
         audit_event_append(
             actor=actor,
@@ -326,7 +350,6 @@ def _mark_destroyed(
                 ],
             },
         )
-    return ids
 
 
 # --- phase 3: certify --------------------------------------------------------------------
@@ -335,16 +358,22 @@ def _mark_destroyed(
 def _certify(request: ErasureRequest) -> ErasureRequest:
     """Phase 3: build, sign and store the certificate; complete the request."""
     with transaction.atomic():
-        request = ErasureRequest.objects.select_for_update().get(pk=request.pk)
+        request = (
+            ErasureRequest.objects.select_for_update(of=("self",))
+            .select_related("approved_by")
+            .get(pk=request.pk)
+        )
         if request.status != Status.EXECUTING:
             return request
-        leftovers = _not_destroyed(request)
+        now = timezone.now()
+        marked = _purged_mark(request, now=now)
+        stages = certified_stages(request.execution.get("models", []))
+        leftovers = [pk for pk, s in stages.items() if s.state != Stage.State.DESTROYED]
         if leftovers:
             raise RuntimeError(f"stages {leftovers} still hold bytes; not certifying")
         if images_left := image_bytes_exist(request.execution.get("image_keys", [])):
             raise RuntimeError(f"image bytes left ({images_left[:5]}); not certifying")
-        now = timezone.now()
-        body = certificate_body(request=request, issued_at=now)
+        body = certificate_body(request=request, issued_at=now, stages=stages)
         certificate = DeletionCertificate.objects.create(
             request=request,
             certificate_id=body["certificate_id"],
@@ -357,6 +386,8 @@ def _certify(request: ErasureRequest) -> ErasureRequest:
         request.completed_at = now
         request.error = ""
         request.save()
+        for model_id, group, ids in marked:  # row updates first, then the audit appends
+            _destroyed_event(model_id, group, ids, actor=WORKER, reason=f"erasure {request.pk}")
         erasure_event_create(
             request=request,
             actor=WORKER,
@@ -380,13 +411,27 @@ def _certify(request: ErasureRequest) -> ErasureRequest:
     return request
 
 
-def _not_destroyed(request: ErasureRequest) -> list[int]:
-    ids = [i for m in request.execution.get("models", []) for i in m["stages"]]
-    return list(
-        Stage.objects.filter(pk__in=ids)
-        .exclude(state=Stage.State.DESTROYED)
-        .values_list("pk", flat=True)
-    )
+@dataclass(frozen=True)
+class _Purged:
+    """A stage phase 1 deactivated, as its details recorded it (for the audit payload)."""
+
+    pk: int
+    prefix: str
+    tensor_digest: str
+
+
+def _purged_mark(
+    request: ErasureRequest, *, now: datetime
+) -> list[tuple[int, list[_Purged], list[int]]]:
+    """Mark destroyed the stages the purge just deleted the bytes of (still ``deactivated``):
+    one statement per model; per model the stages and the ids marked, for the audit event
+    the caller appends after its row updates."""
+    marked = []
+    for entry in request.execution.get("models", []):
+        group = [_Purged(d["id"], d["prefix"], d["tensor_digest"]) for d in entry["stage_details"]]
+        if group:
+            marked.append((entry["model_id"], group, _destroyed_rows(group, now=now)))
+    return marked
 
 
 # --- sweepers ----------------------------------------------------------------------------
