@@ -38,6 +38,8 @@ def subject_ref_clean(value: str, *, field: str = "subject_id") -> str:
 
 def subject_ref_normal(value: str, *, field: str = "subject_id") -> str:
     """NFC, with invisible characters refused; for lookups, which keep a blank id a 404."""
+    if value.isascii() and value.isprintable():
+        return value  # the common case, checked in C: ASCII is NFC, and printable is no Cc
     ref = unicodedata.normalize("NFC", value)
     for char in ref:
         if unicodedata.category(char) in INVISIBLE_CATEGORIES:

@@ -85,8 +85,14 @@ class Record(models.Model):
         ACTIVE = "active"
         ERASED = "erased"
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="records")
-    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="records")
+    # No single-column index on either key: record_unique_id leads with dataset and
+    # record_subject with subject, and each index more is one more write per ingested row.
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.PROTECT, related_name="records", db_index=False
+    )
+    subject = models.ForeignKey(
+        Subject, on_delete=models.PROTECT, related_name="records", db_index=False
+    )
     external_id = models.CharField(max_length=200)
     # Content is wiped on erasure; the row stays as a tombstone (ids, status, time).
     # classification: text and label; generation: the prompt (sent as ``prompt``) or the

@@ -112,8 +112,13 @@ class Slice(models.Model):
 class SliceAssignment(models.Model):
     """Lineage: which slice of which model generation a record was placed in."""
 
-    record = models.ForeignKey(Record, on_delete=models.PROTECT, related_name="assignments")
-    slice = models.ForeignKey(Slice, on_delete=models.CASCADE, related_name="assignments")
+    # Indexed by assignment_one_per_generation (record first) and assignment_slice.
+    record = models.ForeignKey(
+        Record, on_delete=models.PROTECT, related_name="assignments", db_index=False
+    )
+    slice = models.ForeignKey(
+        Slice, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     model = models.ForeignKey(UnlearningModel, on_delete=models.CASCADE, related_name="+")
     generation = models.PositiveIntegerField()
 

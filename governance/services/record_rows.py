@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -154,19 +155,28 @@ class _Row:
 
 def _claimed(raw: _Row, *forms: tuple[str, ...]) -> tuple[dict[Any, Any], str]:
     """The row as an object with its external_id claimed and no field outside ``forms``."""
-    shapes = " or ".join(", ".join(form) for form in forms)
     row = raw.value
     if not isinstance(row, dict):
+        shapes = _shapes(forms)
         raise _Rejected(None, f"row must be an object with fields {shapes}, got {_json_type(row)}")
     external_id = _identifier(row, "external_id")
     if (first := raw.seen.setdefault(external_id, raw.index)) != raw.index:
         raise _Rejected("external_id", f"external_id: {external_id!r} repeats row {first}")
-    known = {name for form in forms for name in form}
-    if extra := [key for key in row if key not in known]:
+    if not _known_fields(forms).issuperset(row):
+        extra = next(key for key in row if key not in _known_fields(forms))
         raise _Rejected(
-            str(extra[0]), f"{_show(extra[0])}: unexpected field; a row has exactly {shapes}"
+            str(extra), f"{_show(extra)}: unexpected field; a row has exactly {_shapes(forms)}"
         )
     return row, external_id
+
+
+@functools.cache
+def _known_fields(forms: tuple[tuple[str, ...], ...]) -> frozenset[str]:
+    return frozenset(name for form in forms for name in form)
+
+
+def _shapes(forms: tuple[tuple[str, ...], ...]) -> str:
+    return " or ".join(", ".join(form) for form in forms)
 
 
 def _classification_row(raw: _Row) -> ValidRow:

@@ -474,7 +474,7 @@ def test_a_failed_database_write_deletes_the_images_it_stored(integration, artif
         raise RuntimeError("database gone")
 
     monkeypatch.setattr(dataset_services, "image_put", put_and_note)
-    monkeypatch.setattr(Record.objects, "bulk_create", fail)
+    monkeypatch.setattr(dataset_services, "_write", fail)  # the one place rows are written
 
     with pytest.raises(RuntimeError, match="database gone"):
         dataset_services.records_upsert(actor="test", dataset=dataset, rows=valid)
