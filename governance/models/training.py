@@ -223,6 +223,13 @@ class TrainingJob(models.Model):
         INITIAL = "initial"
         RETRAIN = "retrain"
 
+    class RetrainMode(models.TextChoices):
+        # The due shards re-partitioned and every one of their stages trained anew.
+        FULL = "full"
+        # Slices kept minus erased records; only stages whose prefix holds a dirty slice
+        # are trained again, from their kept parents (services/retraining.py).
+        SUFFIX = "suffix"
+
     model = models.ForeignKey(UnlearningModel, on_delete=models.CASCADE, related_name="jobs")
     generation = models.PositiveIntegerField()
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.INITIAL)
@@ -230,6 +237,9 @@ class TrainingJob(models.Model):
         default=list, blank=True, help_text="Shard indices trained anew; others carried over."
     )
     reason = models.CharField(max_length=200, blank=True)
+    retrain_mode = models.CharField(
+        max_length=10, choices=RetrainMode.choices, blank=True, help_text="Empty: not a retrain."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     stages_total = models.PositiveIntegerField(default=0)
     stages_done = models.PositiveIntegerField(default=0)

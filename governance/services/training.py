@@ -3,7 +3,9 @@
 ``model_train`` writes the whole lineage of a new generation in one transaction (shards,
 slices, record assignments, sequences, stages) and queues one task per (shard, sequence)
 after commit; ``model_retrain`` (services/retraining.py) plans its new generation through
-the same helpers. What a worker executes lives in services/training_tasks.py.
+the same helpers (a full retrain through ``generation_plan``, a suffix retrain, which keeps
+its slices, through ``generation_queue``). What a worker executes lives in
+services/training_tasks.py.
 """
 
 from __future__ import annotations
@@ -250,16 +252,32 @@ def generation_plan(
     tasks = list(carried)
     for shard_index in shards:
         tasks += _plan_shard(model, job, shard_index, slices)
+    generation_queue(
+        model=model,
+        job=job,
+        tasks=tasks,
+        stages_total=Stage.objects.filter(
+            shard__model=model, shard__generation=job.generation, shard__index__in=list(shards)
+        ).count(),
+    )
+    return placed
+
+
+def generation_queue(
+    *, model: UnlearningModel, job: TrainingJob, tasks: Seq[TrainingTask], stages_total: int
+) -> None:
+    """Save a planned generation's tasks, make it the model's newest, queue what is queued.
+
+    ``stages_total``: the stages the job trains (its progress bar); the tasks of carried
+    shards and of sequences whose stages were all kept come already done.
+    """
     TrainingTask.objects.bulk_create(tasks)
-    job.stages_total = Stage.objects.filter(
-        shard__model=model, shard__generation=job.generation, shard__index__in=list(shards)
-    ).count()
+    job.stages_total = stages_total
     job.save(update_fields=["stages_total"])
     model.generation, model.status = job.generation, UnlearningModel.Status.TRAINING
     model.save(update_fields=["generation", "status"])
     queued = TrainingTask.objects.filter(job=job, status=TrainingTask.Status.QUEUED)
     training_tasks_enqueue(task_ids=list(queued.order_by("pk").values_list("pk", flat=True)))
-    return placed
 
 
 def _records_place(

@@ -6,9 +6,10 @@ one of them, as trained (the database inside a savepoint rolled back afterwards,
 artifact folder restored from a copy), and applies a random sequence of: ingest (records
 for new or known subjects, sometimes re-sending an erased record), erase (a known or an
 unknown subject), train or retrain (a full new generation, the shards due, or chosen
-shards), erase during training (between two tasks of the job, or while a stage trains) and
-predict. After every step the invariants are recomputed from the rows and the artifact
-folder, never through the services' own checks:
+shards; a retrain in suffix mode, the default, or full mode), erase during training
+(between two tasks of the job, or while a stage trains) and predict. After every step the
+invariants are recomputed from the rows and the artifact folder, never through the
+services' own checks:
 
 - I2: every stage the latest manifest names is ``trained``, its lineage (records reached
   through SliceAssignment -> Slice <- Stage.slices) holds no erased record, its bytes
@@ -19,6 +20,9 @@ folder, never through the services' own checks:
   path; no file is left for a stage that is not trained; erased records are tombstones
   with no text and no label; a generation created after an erasure holds an erased record
   only in a shard carried over unchanged, and training never reads an erased record.
+- Suffix retraining: a stage a suffix retrain keeps was trained and clean in the generation
+  before, with the same tensor and lineage digests, and stays so (or is gone, after a later
+  erasure); every other stage of a retrained shard starts pending.
 - The audit chain verifies, and manifest versions are 1..n.
 """
 
@@ -340,6 +344,7 @@ class ErasureMachine(RuleBasedStateMachine):
         predictors.clear()
         self.model: UnlearningModel | None = None
         self.erased: dict[int, int] = {}
+        self.kept: dict[int, str] = {}  # stage pk -> tensor digest, kept by a suffix retrain
         self.subjects: list[str] = []
         self.ids = itertools.count(1000)
 
@@ -364,8 +369,13 @@ class ErasureMachine(RuleBasedStateMachine):
     # --- helpers ---
 
     def _start_job(self, kind: str, shards: list[int] | None = None) -> TrainingJob | None:
-        """Queue a job (its Celery messages captured, not sent); None when there is none."""
+        """Queue a job (its Celery messages captured, not sent); None when there is none.
+
+        ``kind``: "train", "due" (the scheduler's retrain, suffix mode), "shards" (chosen
+        shards, suffix mode) or "shards_full" (chosen shards, full re-partition).
+        """
         self.model.refresh_from_db()
+        before = self._serving_stages()
         with self.env.capture(execute=False) as callbacks:
             try:
                 if kind == "train":
@@ -375,9 +385,15 @@ class ErasureMachine(RuleBasedStateMachine):
                     assert all(j.model_id == self.model.pk for j in jobs)
                     job = jobs[0] if jobs else None
                 else:
+                    mode = "full" if kind == "shards_full" else "suffix"
                     job = model_retrain(
-                        actor="engineer", model=self.model, shards=shards, reason="property"
+                        actor="engineer",
+                        model=self.model,
+                        shards=shards,
+                        reason="property",
+                        mode=mode,
                     )
+                    assert job is None or mode == "suffix" or job.retrain_mode == "full"
             except ApplicationError as exc:
                 refused = exc  # too few records left for the cells: nothing was written
             else:
@@ -387,7 +403,49 @@ class ErasureMachine(RuleBasedStateMachine):
             assert not callbacks
             return None
         assert len(callbacks) == (0 if job is None else 1)
+        if job is not None and job.retrain_mode == TrainingJob.RetrainMode.SUFFIX:
+            self._check_suffix_plan(job, before)
         return job
+
+    def _serving_stages(self) -> dict[tuple[int, str], Stage]:
+        """Stages of the serving generation by (shard, prefix), before a job is planned."""
+        latest = ServingManifest.objects.filter(model=self.model).order_by("-version").first()
+        if latest is None:
+            return {}
+        return {
+            (s.shard.index, s.prefix): s
+            for s in Stage.objects.filter(
+                shard__model=self.model, shard__generation=latest.generation
+            ).select_related("shard")
+        }
+
+    def _check_suffix_plan(self, job: TrainingJob, before: dict[tuple[int, str], Stage]) -> None:
+        """What a suffix retrain keeps was trained and clean, digests unchanged; the rest of
+        its shards starts pending and the job trains exactly that many stages."""
+        dirty = _dirty_stages(self.model)
+        pending = 0
+        for stage in Stage.objects.filter(
+            shard__model=self.model,
+            shard__generation=job.generation,
+            shard__index__in=job.retrained_shards,
+        ).select_related("shard"):
+            old = before[(stage.shard.index, stage.prefix)]
+            if stage.state == Stage.State.PENDING:
+                pending += 1
+                continue
+            name = f"suffix retrain: kept stage {stage.prefix} of shard {stage.shard.index}"
+            assert stage.state == Stage.State.TRAINED, f"{name} is {stage.state}"
+            assert old.state == Stage.State.TRAINED, f"{name} was {old.state}"
+            assert old.pk not in dirty, f"{name} was dirty"
+            assert (stage.tensor_digest, stage.lineage_digest) == (
+                old.tensor_digest,
+                old.lineage_digest,
+            ), f"{name}: digests differ"
+            assert set(lineage(stage).values_list("pk", flat=True)) == set(
+                lineage(old).values_list("pk", flat=True)
+            ), f"{name}: lineage differs"
+            self.kept[stage.pk] = stage.tensor_digest
+        assert pending == job.stages_total > 0, f"suffix retrain plans {pending} stages"
 
     def _run(self, job: TrainingJob, tasks: list[int] | None = None) -> None:
         """What the workers do with the job's tasks, in this process."""
@@ -473,18 +531,19 @@ class ErasureMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.model is not None)
     @rule(
-        kind=st.sampled_from(["train", "due", "shards"]),
+        kind=st.sampled_from(["train", "due", "shards", "shards_full"]),
         shards=st.lists(st.integers(0, SHARDS - 1), min_size=1, max_size=SHARDS, unique=True),
     )
     def train(self, kind: str, shards: list[int]) -> None:
-        """A full new generation, the retrain the scheduler finds due, or chosen shards."""
+        """A full new generation, the retrain the scheduler finds due, or chosen shards
+        (suffix or full mode)."""
         job = self._start_job(kind, shards)
         if job is not None:
             self._run(job)
 
     @precondition(lambda self: self.model is not None)
     @rule(
-        kind=st.sampled_from(["train", "shards"]),
+        kind=st.sampled_from(["train", "shards", "shards_full"]),
         shards=st.lists(st.integers(0, SHARDS - 1), min_size=1, max_size=SHARDS, unique=True),
         mid_stage=st.booleans(),
         where=st.integers(0, 10**6),
@@ -562,6 +621,15 @@ class ErasureMachine(RuleBasedStateMachine):
     def i2_and_i3_hold(self) -> None:
         self.env.steps += 1
         check_invariants(self.model.pk, self.erased)
+
+    @invariant()
+    def kept_stages_keep_their_digests(self) -> None:
+        """A stage a suffix retrain kept is never trained again: same digest, or gone."""
+        for stage in Stage.objects.filter(pk__in=list(self.kept)):
+            if stage.state == Stage.State.TRAINED:
+                assert stage.tensor_digest == self.kept[stage.pk], f"kept stage {stage.pk}"
+            else:
+                assert stage.state in (*GONE, Stage.State.DEACTIVATED), f"kept {stage.pk}"
 
 
 def _environment(settings, tmp_path, capture, slices) -> Environment:

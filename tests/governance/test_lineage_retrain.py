@@ -6,7 +6,7 @@ as long as the new generation trains: an officer would see only stages that serv
 
 from __future__ import annotations
 
-from governance.models import SliceAssignment, UnlearningModel
+from governance.models import SliceAssignment, Stage, UnlearningModel
 from tests.governance import web_helpers
 from tests.governance.api_helpers import API, create_dataset, run_training_inline, train_tiny_model
 from tests.governance.web_helpers import busiest_subject
@@ -42,6 +42,12 @@ def test_lineage_during_a_retrain_shows_the_serving_and_the_new_generation(
     with django_capture_on_commit_callbacks(execute=False):
         (retrain,) = models_retrain_due(actor="scheduler")
     assert UnlearningModel.objects.get(pk=model_id).generation == 2  # training, not serving
+    # The scheduler retrains only what was lost: the hit shard keeps its clean stages.
+    assert (retrain.retrain_mode, retrain.retrained_shards) == ("suffix", [shard])
+    new_stages = Stage.objects.filter(shard__model=model_id, shard__generation=2)
+    kept = new_stages.filter(shard__index=shard, state="trained").count()
+    assert kept + retrain.stages_total == new_stages.filter(shard__index=shard).count()
+    assert kept > 0
 
     during = officer.client.get(f"{API}/subjects/{neighbour}/lineage/").json()
 
