@@ -49,9 +49,11 @@ def lora_settings(model: UnlearningModel) -> LoraSettings:
 
     # Targets only when the model names them: an empty list keeps the backbone's classic
     # targets, and the recipe of every model created before targets existed unchanged.
-    targets = {"targets": tuple(model.lora_targets)} if model.lora_targets else {}
     return LoraSettings(
-        rank=model.lora_rank, alpha=model.lora_alpha, dropout=model.lora_dropout, **targets
+        rank=model.lora_rank,
+        alpha=model.lora_alpha,
+        dropout=model.lora_dropout,
+        targets=tuple(model.lora_targets or ()),
     )
 
 
@@ -73,6 +75,7 @@ def train_settings(model: UnlearningModel) -> TrainSettings:
         max_length=model.max_length,
         # A model field once there is one (its migration is the lead's); the setting until then.
         precision=model.precision,
+        stage_epochs=model.stage_epochs,
     )
 
 

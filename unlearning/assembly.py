@@ -48,12 +48,15 @@ class LoraSettings:
         dropout: dropout on the adapter input; 0 keeps a stage cheap and exact to replay.
         targets: module names inside a block that get LoRA; () = the model's anatomy
             defaults (attention query/value), exactly what models had before targets.
+        rslora: scale the update by alpha / sqrt(rank) (rank-stabilised LoRA) instead of
+            alpha / rank; recorded in the recipe only when on.
     """
 
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.0
     targets: tuple[str, ...] = ()
+    rslora: bool = False
 
     def recipe(self, defaults: Sequence[str] = ()) -> dict[str, object]:
         """The settings as a stage recipe records them.
@@ -66,6 +69,8 @@ class LoraSettings:
         recipe["dropout"] = self.dropout
         if self.targets and tuple(self.targets) != tuple(defaults):
             recipe["targets"] = list(self.targets)
+        if self.rslora:
+            recipe["rslora"] = True
         return recipe
 
 
@@ -99,6 +104,7 @@ class AdapterHost:
             r=lora.rank,
             lora_alpha=lora.alpha,
             lora_dropout=lora.dropout,
+            use_rslora=lora.rslora,
             target_modules=list(self.lora_targets),
             bias="none",
             # GPT-2 keeps its projections as transposed Conv1D modules.

@@ -89,7 +89,11 @@ def _run(config: DemoConfig, root: Path) -> None:
         lora=LoraSettings(),
     )
     collate = make_collator(config.backbone)
-    settings = TrainSettings(epochs=config.epochs, learning_rate=config.learning_rate)
+    settings = TrainSettings(
+        epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        stage_epochs=config.stage_epochs,
+    )
     total = config.shards * len(stage_plan(sequences))
     done = 0
 

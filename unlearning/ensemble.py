@@ -3,8 +3,10 @@
 A deletion in slice s of a shard truncates each of its sequences to the stages before s.
 The shard serves the sequence with the longest clean prefix (ties: lowest sequence index);
 a shard whose every sequence starts with a deleted slice (depth 0) leaves the ensemble.
-Predictions average the serving shards' class probabilities. No gradient step is needed to
-honour a deletion: only the choice of stages changes.
+Predictions average the serving shards' class probabilities (``averaging="probs"``) or, as
+the S3T paper serves, their logits before one softmax (``"logits"``); ``average_shards`` is
+the one home of that rule. No gradient step is needed to honour a deletion: only the choice
+of stages changes, and serving is not part of any stage's recipe.
 """
 
 from __future__ import annotations
@@ -19,6 +21,28 @@ from unlearning.artifacts import StageArtifact, StageKey
 from unlearning.assembly import AdapterHost
 from unlearning.data import Collator, Example, Payload
 from unlearning.policy import choose_serving
+
+AVERAGING = ("probs", "logits")
+DEFAULT_AVERAGING = "probs"
+
+
+def average_shards(
+    logits: Sequence[torch.Tensor], averaging: str = DEFAULT_AVERAGING
+) -> torch.Tensor:
+    """Class probabilities from each serving shard's logits, summed in shard order.
+
+    ``probs``: the mean of the shards' softmax; ``logits``: the softmax of the mean logits.
+    """
+    if averaging not in AVERAGING:
+        raise ValueError(f"averaging must be one of {AVERAGING}, got {averaging!r}")
+    if not logits:
+        raise NoServingShardError("no shard has a clean prefix; the model must be retrained")
+    parts = [x.float() if averaging == "logits" else x.float().softmax(dim=-1) for x in logits]
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    mean = total / len(parts)
+    return mean.softmax(dim=-1) if averaging == "logits" else mean
 
 
 class NoServingShardError(RuntimeError):
@@ -113,6 +137,7 @@ class Ensemble:
         collate: batch builder for the payloads.
         precision: autocast precision of the forward pass (``unlearning.device``); fp32
             by default, the bits the stages were evaluated with on the CPU.
+        averaging: how shards combine (``average_shards``).
     """
 
     def __init__(
@@ -122,9 +147,13 @@ class Ensemble:
         cache: StageCache,
         collate: Collator,
         precision: str = "fp32",
+        averaging: str = DEFAULT_AVERAGING,
     ) -> None:
         from unlearning.device import check_precision
 
+        if averaging not in AVERAGING:
+            raise ValueError(f"averaging must be one of {AVERAGING}, got {averaging!r}")
+        self.averaging = averaging
         self.host = host
         self.choices = [c for c in choices if c.depth > 0]
         self.cache = cache
@@ -132,7 +161,7 @@ class Ensemble:
         self.precision = check_precision(precision, host.device)
 
     def predict_proba(self, payloads: Sequence[Payload]) -> torch.Tensor:
-        """Mean class probabilities over serving shards, shape [len(payloads), num_labels].
+        """Class probabilities averaged over serving shards, [len(payloads), num_labels].
 
         Computed on the host's device; returned on the CPU (fp32).
 
@@ -145,16 +174,13 @@ class Ensemble:
             raise NoServingShardError("no shard has a clean prefix; the model must be retrained")
         batch = self.collate([Example(f"input-{i}", 0, p) for i, p in enumerate(payloads)])
         inputs = to_device(batch, self.host.device)
-        total: torch.Tensor | None = None
+        parts = []
         with torch.inference_mode():
             for choice in self.choices:
                 self.host.activate([self.cache.get(k) for k in choice.stages])
                 with autocast(self.host.device, self.precision):
-                    logits = self.host.model(**inputs).logits
-                probs = logits.float().softmax(dim=-1)
-                total = probs if total is None else total + probs
-        assert total is not None
-        return (total / len(self.choices)).cpu()
+                    parts.append(self.host.model(**inputs).logits)
+            return average_shards(parts, self.averaging).cpu()
 
     def predict(self, payloads: Sequence[Payload]) -> list[int]:
         """The most probable class index per input."""

@@ -23,7 +23,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -34,40 +34,11 @@ from unlearning.artifacts import LocalArtifactStore, StageArtifact, StageKey
 from unlearning.assembly import AdapterHost
 from unlearning.data import Collator, Example, lineage_digest
 from unlearning.generation import causal_loss_at, loss_positions
-from unlearning.recipe import runtime_recipe
+from unlearning.recipe import TrainSettings, runtime_recipe
+
+__all__ = ["TrainSettings", "stage_plan", "stage_seed", "train_shard", "train_stage"]
 
 StepCallback = Callable[[int, float], None]
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Per-stage optimisation settings (the same for every stage of a model).
-
-    Attributes:
-        epochs: passes over the stage's cumulative data.
-        learning_rate: AdamW learning rate; 1e-3 suits LoRA r=8 on MiniLM.
-        batch_size: examples per step; batches are padded to their longest member.
-        weight_decay: AdamW weight decay (only ever applied to this stage's tensors).
-        max_length: truncation length in tokens.
-        precision: ``fp32`` (no autocast), ``bf16`` or ``fp16`` (CUDA only) autocast of
-            the forward pass; master weights and stage tensors stay fp32 either way.
-    """
-
-    epochs: int = 2
-    learning_rate: float = 1e-3
-    batch_size: int = 32
-    weight_decay: float = 0.0
-    max_length: int = 128
-    precision: str = "fp32"
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "max_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
 
 
 def stage_seed(model_seed: int, key: StageKey, purpose: str) -> int:
@@ -150,7 +121,10 @@ def train_stage(
     for param in trainable:
         param.requires_grad_(True)
     ordered = sorted(examples, key=lambda e: e.key)
-    losses = _optimise(host.model, trainable, ordered, collate, settings, model_seed, key, on_step)
+    epochs = settings.epochs_at(group, host.num_groups)
+    losses = _optimise(
+        host.model, trainable, ordered, collate, settings, model_seed, key, on_step, epochs=epochs
+    )
     for param in trainable:
         param.requires_grad_(False)
     artifact = StageArtifact(
@@ -178,6 +152,8 @@ def _optimise(
     model_seed: int,
     key: StageKey,
     on_step: StepCallback | None,
+    *,
+    epochs: int | None = None,
 ) -> list[float]:
     # Only this stage's tensors are in the optimizer: with weight decay, a frozen tensor in
     # the optimizer would still move.
@@ -189,10 +165,12 @@ def _optimise(
     labels = torch.tensor([e.label for e in examples]).to(where)
     scaler = device.grad_scaler(where, settings.precision)
     losses: list[float] = []
+    epochs = settings.epochs if epochs is None else epochs
+    total = epochs * math.ceil(len(examples) / settings.batch_size)
     model.train()
     try:
         with device.seeded(where, stage_seed(model_seed, key, "dropout")):
-            for _ in range(settings.epochs):
+            for _ in range(epochs):
                 permutation = torch.randperm(len(examples), generator=order)
                 for batch in permutation.split(settings.batch_size):  # type: ignore[no-untyped-call]
                     inputs = device.to_device(collate([examples[i] for i in batch.tolist()]), where)
@@ -206,6 +184,11 @@ def _optimise(
                     else:
                         loss = causal_loss_at(logits, tokens, positions)
                     optimizer.zero_grad(set_to_none=True)
+                    if settings.schedule != "constant":  # constant: the lr is never touched
+                        for group in optimizer.param_groups:
+                            group["lr"] = settings.learning_rate * settings.lr_factor(
+                                len(losses), total
+                            )
                     device.backward_step(loss, optimizer, scaler)
                     losses.append(float(loss.detach()))
                     if on_step is not None:
@@ -228,7 +211,7 @@ def _stage_recipe(
     return {
         **extra,
         "runtime": runtime_recipe(host.device),
-        "settings": asdict(settings),
+        "settings": settings.recipe(),
         "lora": host.lora.recipe(host.anatomy.lora_targets),
         "model_seed": model_seed,
         "seeds": {p: stage_seed(model_seed, key, p) for p in ("order", "dropout", "lora", "head")},

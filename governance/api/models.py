@@ -43,6 +43,7 @@ class ModelPlanSerializer(serializers.Serializer[Any]):
     sequences = serializers.IntegerField(help_text="Sequences per shard (the budget B).")
     sequence_policy = serializers.ChoiceField(choices=UnlearningModel.Policy.values)
     precision = serializers.ChoiceField(choices=UnlearningModel.Precision.values)
+    stage_epochs = serializers.ChoiceField(choices=UnlearningModel.StageEpochs.values)
     lora_targets = serializers.ListField(
         child=serializers.CharField(),
         help_text="Modules inside each block that get LoRA; empty: the backbone's classic ones.",
@@ -107,6 +108,7 @@ def model_body(model: UnlearningModel) -> dict[str, Any]:
             "sequences": model.budget,
             "sequence_policy": model.sequence_policy,
             "precision": model.precision,
+            "stage_epochs": model.stage_epochs,
             "lora_targets": list(model.lora_targets),
         },
         "progress": None if job is None else _progress(job),
@@ -162,6 +164,12 @@ class ModelCreateApi(APIView):
         # Nested, so the document shows its fields (and refuses unknown ones) as the API does.
         lora = LoraSerializer(required=False)
         epochs = serializers.IntegerField(min_value=1, max_value=100, default=2)
+        stage_epochs = serializers.ChoiceField(
+            choices=UnlearningModel.StageEpochs.values,
+            default=UnlearningModel.StageEpochs.SCALED,
+            help_text="fixed: every stage runs `epochs`; scaled: stage i of L runs "
+            "ceil(epochs * L / i), so early stages, which see fewer slices, get more passes.",
+        )
         learning_rate = serializers.FloatField(min_value=1e-7, max_value=1.0, default=1e-3)
         batch_size = serializers.IntegerField(min_value=1, max_value=1024, default=32)
         precision = serializers.ChoiceField(

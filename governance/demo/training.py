@@ -114,16 +114,40 @@ def _describe_plan(console: Console, model: UnlearningModel) -> None:
             (
                 "recipe",
                 f"LoRA r={model.lora_rank} α={model.lora_alpha} on query/value, "
-                f"{model.epochs} epochs per stage, lr {model.learning_rate:g}, "
+                f"{_epochs_text(model)}, lr {model.learning_rate:g}, "
                 f"seed {model.seed}",
             ),
         ]
     )
 
 
+def _epochs_text(model: UnlearningModel) -> str:
+    from unlearning.recipe import TrainSettings  # torch-free
+
+    settings = TrainSettings(epochs=model.epochs, stage_epochs=model.stage_epochs)
+    per_stage = [settings.epochs_at(i, model.num_slices) for i in range(1, model.num_slices + 1)]
+    if model.stage_epochs == UnlearningModel.StageEpochs.FIXED:
+        return f"{model.epochs} epochs per stage"
+    return f"epochs per stage scaled to its data: {', '.join(map(str, per_stage))}"
+
+
 def _note_config(console: Console, model: UnlearningModel, config: DemoConfig) -> None:
-    wanted = (config.backbone, config.shards, config.slices, config.budget, config.epochs)
-    have = (model.base_model, model.num_shards, model.num_slices, model.budget, model.epochs)
+    wanted = (
+        config.backbone,
+        config.shards,
+        config.slices,
+        config.budget,
+        config.epochs,
+        config.stage_epochs,
+    )
+    have = (
+        model.base_model,
+        model.num_shards,
+        model.num_slices,
+        model.budget,
+        model.epochs,
+        model.stage_epochs,
+    )
     if wanted != have or config.learning_rate != model.learning_rate:
         note = (
             "this run asked for other settings; the existing model is kept "

@@ -38,6 +38,10 @@ class UnlearningModel(models.Model):
         RANDOM = "random"
         FULL = "full"
 
+    class StageEpochs(models.TextChoices):
+        FIXED = "fixed"  # every stage runs `epochs` (every model before this field)
+        SCALED = "scaled"  # stage i of L runs ceil(epochs * L / i) (bench_accuracy.py)
+
     name = models.CharField(max_length=200, unique=True)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="models")
     base_model = models.CharField(max_length=500)
@@ -55,6 +59,10 @@ class UnlearningModel(models.Model):
     lora_targets = models.JSONField(default=list, blank=True)
     epochs = models.PositiveSmallIntegerField(default=2)
     learning_rate = models.FloatField(default=1e-3)
+    # Recorded in every stage's recipe; existing models keep "fixed" (migration 0017).
+    stage_epochs = models.CharField(
+        max_length=10, choices=StageEpochs.choices, default=StageEpochs.SCALED
+    )
     batch_size = models.PositiveSmallIntegerField(default=32)
     max_length = models.PositiveSmallIntegerField(default=128)
     # Training arithmetic, recorded in every stage's recipe; a replay compares digests only

@@ -313,11 +313,14 @@ def trained_on(recipe: Mapping[str, Any]) -> str:
 
 
 def _recorded_settings(recipe: Mapping[str, Any]) -> dict[str, Any]:
-    """The recipe's training settings; a recipe from before precisions existed was fp32."""
+    """The recipe's training settings; keys a recipe predates take their legacy value
+    (fp32 before precisions, ``unlearning.recipe.LEGACY_SETTINGS`` for the later ones)."""
+    from unlearning.recipe import LEGACY_SETTINGS
+
     recorded = recipe.get("settings")
     if not isinstance(recorded, Mapping):
         return {}
-    return {"precision": "fp32", **recorded}
+    return {"precision": "fp32", **LEGACY_SETTINGS, **recorded}
 
 
 def _result(

@@ -51,6 +51,7 @@ class ModelSpec:
     lora_alpha: int = 16
     lora_targets: list[str] | None = None  # None: the backbone's default for the task
     epochs: int = 2
+    stage_epochs: str = UnlearningModel.StageEpochs.SCALED
     learning_rate: float = 1e-3
     batch_size: int = 32
     precision: str = "fp32"
@@ -119,6 +120,7 @@ def model_create(*, actor: Any, spec: ModelSpec) -> UnlearningModel:
         lora_alpha=spec.lora_alpha,
         lora_targets=targets,
         epochs=spec.epochs,
+        stage_epochs=spec.stage_epochs,
         learning_rate=spec.learning_rate,
         batch_size=spec.batch_size,
         precision=spec.precision,

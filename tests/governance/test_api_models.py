@@ -60,6 +60,7 @@ def test_create_answers_201_with_the_plan(engineer, dataset_id):
             "sequences": 2,
             "sequence_policy": "cyclic",
             "precision": "fp32",
+            "stage_epochs": "scaled",
             "lora_targets": ["query", "value"],  # resolved at creation and stored
         },
         "progress": None,
@@ -92,6 +93,22 @@ def test_create_keeps_the_precision_asked_for(engineer, dataset_id):
     from governance import engine
 
     assert engine.train_settings(model).precision == "bf16"
+
+
+def test_create_keeps_the_stage_epochs_asked_for(engineer, dataset_id):
+    response = engineer.client.post(
+        URL, tiny_model(dataset_id, stage_epochs="fixed"), format="json"
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["plan"]["stage_epochs"] == "fixed"
+    model = UnlearningModel.objects.get()
+    from governance import engine
+
+    settings = engine.train_settings(model)
+    assert [settings.epochs_at(i, model.num_slices) for i in (1, 2)] == [1, 1]
+    model.stage_epochs = "scaled"  # the default: stage 1 of 2 sees half the data, twice
+    assert [engine.train_settings(model).epochs_at(i, 2) for i in (1, 2)] == [2, 1]
 
 
 def test_duplicate_name_is_409(engineer, dataset_id, model_id):
@@ -139,6 +156,7 @@ def test_duplicate_name_is_409(engineer, dataset_id, model_id):
         ({"seed": -1}, "seed", ""),
         ({"retrain_threshold": 3}, "retrain_threshold", "slices"),
         ({"precision": "fp8"}, "precision", "fp8"),
+        ({"stage_epochs": "doubled"}, "stage_epochs", "doubled"),
     ],
 )
 def test_invalid_create_is_400_naming_the_field(engineer, dataset_id, overrides, field, words):
@@ -314,7 +332,7 @@ def test_trained_model_reports_its_shards_and_predicts(
     assert (detail["status"], detail["generation"], detail["manifest_version"]) == ("ready", 1, 1)
     assert detail["plan"] == {
         "shards": 2, "slices": 2, "sequences": 2, "sequence_policy": "cyclic",
-        "precision": "fp32", "lora_targets": ["query", "value"],
+        "precision": "fp32", "stage_epochs": "scaled", "lora_targets": ["query", "value"],
     }  # fmt: skip
     progress = detail["progress"]
     assert (progress["job"], progress["status"], progress["error"]) == (job, "succeeded", None)
