@@ -135,14 +135,28 @@ def roles_for(action: Action, channel: Channel = Channel.API) -> frozenset[Role]
     return allowed - _API_ONLY if channel is Channel.WEB else allowed
 
 
+_ROLES_CACHE = "_lethe_roles_cache"
+
+
 def user_roles(user: Any) -> frozenset[Role]:
-    """The roles a user holds (one query); superusers hold them all."""
+    """The roles a user holds (one query); superusers hold them all.
+
+    Cached on the user object, as Django's ModelBackend caches permissions
+    (``_perm_cache``): a request's user is loaded per request, so the permission check and
+    the dataset scope of one request share one query, and a role granted later is seen by
+    the next request. Roles are granted only when a user is created (``accounts``).
+    """
     if not getattr(user, "is_authenticated", False):
         return frozenset()
     if user.is_superuser:
         return frozenset(Role)
+    cached = getattr(user, _ROLES_CACHE, None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     names = set(user.groups.values_list("name", flat=True))
-    return frozenset(role for role in Role if role.value in names)
+    roles = frozenset(role for role in Role if role.value in names)
+    setattr(user, _ROLES_CACHE, roles)
+    return roles
 
 
 def roles_can(held: frozenset[Role], action: Action, channel: Channel = Channel.API) -> bool:
