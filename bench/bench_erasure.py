@@ -308,10 +308,39 @@ def _query_profile(officer: Any, ref: str) -> dict[str, Any]:
         plan = "\n".join(r[0] for r in cursor.fetchall())
     return {
         "queries_total": len(_QUERY_LOG),
+        "approval_to_certificate_statements": sum(
+            1 for q in _QUERY_LOG if q[0] in ("approve", "execute", *PHASES)
+        ),
         "steps": steps,
         "stages": row["stages"],
         "deactivate_slowest_select": {"ms": round(ms, 2), "origin": origin, "sql": sql},
         "deactivate_slowest_plan": plan,
+    }
+
+
+def _floor() -> dict[str, Any]:
+    """What any erasure costs here before it does anything: p50 of a bare ``SELECT 1``
+    through Django, and of a one-row write transaction (its commit waits for the WAL
+    flush), 50 each on this database; an erasure commits ``transactions`` of them."""
+    from django.db import connection, transaction
+
+    selects, commits = [], []
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_floor (x integer)")
+        for _ in range(50):
+            start = time.perf_counter()
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+            selects.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            with transaction.atomic():
+                cursor.execute("INSERT INTO bench_floor VALUES (1)")
+            commits.append((time.perf_counter() - start) * 1000)
+        cursor.execute("DROP TABLE bench_floor")
+    return {
+        "select_ms": round(statistics.median(selects), 3),
+        "commit_ms": round(statistics.median(commits), 3),
+        "transactions": 3,
     }
 
 
@@ -534,6 +563,158 @@ def _build(rows: list[Row], files: Path, digests: dict[tuple[int, str], str]) ->
     return model
 
 
+# --- part D: a real control worker -------------------------------------------------------
+
+
+def _worker_series(
+    officer: Any,
+    model: Any,
+    refs: list[str],
+    *,
+    texts: dict[str, tuple[str, str]],
+    files: Path,
+    enqueue: Callable[[int], Any],
+    tmp: Path,
+) -> dict[str, Any]:
+    """Approval to certificate with the execution on a real ``manage.py worker`` process.
+
+    The approval's on-commit enqueue goes to the broker (``--worker-broker``); the clock
+    stops when this process reads ``completed`` (polling every 2 ms). The model is put back
+    as trained before each request (untimed), as in the fresh series.
+    """
+    import subprocess
+    from datetime import datetime
+
+    from celery_worker.celery import app
+    from governance.models import DeletionCertificate, ErasureRequest
+    from governance.services import erasure as erasure_service
+
+    erasure_service.erasure_request_enqueue = enqueue  # type: ignore[assignment]
+    app.control.purge()
+    log_path = tmp / "worker.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "worker", "--queues=control", "--loglevel=info"],
+            cwd=REPO,
+            env=dict(os.environ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while " ready." not in log_path.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"worker did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        samples: list[float] = []
+        pickup: list[float] = []
+        inside: list[float] = []
+        for n, ref in enumerate(refs):
+            restore_as_trained(model, texts, files)
+            request, _ = erasure_service.erasure_request_create(
+                actor=officer, subject_ref=ref, reason="bench", channel="email"
+            )
+            start = time.perf_counter()
+            erasure_service.erasure_request_approve(actor=officer, request=request)
+            status = ErasureRequest.objects.filter(pk=request.pk)
+            while status.values_list("status", flat=True)[0] != ErasureRequest.Status.COMPLETED:
+                if time.perf_counter() > start + 60:
+                    sys.exit(f"erasure {request.pk} did not complete:\n{log_path.read_text()}")
+                time.sleep(0.002)
+            elapsed = (time.perf_counter() - start) * 1000
+            if not DeletionCertificate.objects.filter(request=request.pk).exists():
+                sys.exit(f"erasure {request.pk} completed without a certificate")
+            if n >= WARMUP:
+                samples.append(elapsed)
+                done = ErasureRequest.objects.get(pk=request.pk)
+                executed = datetime.fromisoformat(done.execution["executed_at"])
+                # The database's own clock: approval → the worker's phase 1, and phase 1 →
+                # the certificate, in the rows each step wrote.
+                pickup.append((executed - done.approved_at).total_seconds() * 1000)
+                inside.append((done.completed_at - executed).total_seconds() * 1000)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+        capture_enqueues()
+    return {
+        "approval_to_certificate": _stats(samples),
+        "approved_to_worker_phase1": _stats(pickup),
+        "worker_phase1_to_certificate": _stats(inside),
+        "worker": "manage.py worker --queues=control (a separate process)",
+        "poll_ms": 2,
+    }
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+def _previous(key: str) -> Any:
+    """A part kept from the last full run's results (``--skip-training``)."""
+    import json
+
+    path = REPO / "bench" / "results" / "erasure.json"
+    if not path.exists():
+        sys.exit("--skip-training needs bench/results/erasure.json from a full run")
+    part = json.loads(path.read_text()).get(key)
+    if not part:
+        sys.exit(f"bench/results/erasure.json holds no {key!r} to keep")
+    return part
+
+
+def _refresh_at_size(at: dict[str, Any], flatness: dict[str, Any]) -> dict[str, Any]:
+    """The kept retrain baselines against this run's erasure at their size (--skip-training):
+    the retrain times do not depend on the erasure path, the erasure latency does."""
+    series = flatness.get(str(at["records"]))
+    if series is None:
+        return at
+    return {
+        **at,
+        "erasure": {k: series[k] for k in ("approval_to_certificate", "execute", *PHASES)},
+        "ratios": _ratios(series, at["baselines"]),
+        "baselines_from": "the previous full run (--skip-training)",
+    }
+
+
+def _summary(flatness: dict[str, Any], worker: dict[str, Any]) -> dict[str, Any]:
+    """Issue 16's headline keys: p50 / p95 per size, the worker p50, statements per erasure."""
+    counts = {s["query_profile"]["approval_to_certificate_statements"] for s in flatness.values()}
+    return {
+        "erasure_p50_ms": {k: s["approval_to_certificate"]["p50_ms"] for k, s in flatness.items()},
+        "erasure_p95_ms": {k: s["approval_to_certificate"]["p95_ms"] for k, s in flatness.items()},
+        "erasure_worker_p50_ms": (worker["approval_to_certificate"]["p50_ms"] if worker else None),
+        "erasure_sql_statements": max(counts) if counts else None,
+        "erasure_sql_statements_equal_across_sizes": len(counts) == 1,
+    }
+
+
+def _synthetic_stage_files(folder: Path) -> tuple[Path, dict[tuple[int, str], str]]:
+    """Stage files of the 4x4x4 plan without training: 64 KiB of seeded bytes each, and their
+    digests. The erasure path deletes and checks them but never loads them."""
+    import hashlib
+
+    from unlearning.artifacts import StageKey
+    from unlearning.sequences import plan_sequences
+    from unlearning.training import stage_plan
+
+    digests = {}
+    rng = random.Random(SEED)
+    for shard in range(SHARDS):
+        plan = plan_sequences(POLICY, SLICES, BUDGET, seed=SEED + shard, priors=None)
+        for prefix in stage_plan(plan):
+            data = rng.randbytes(64 * 1024)
+            path = folder / f"{StageKey(shard, tuple(prefix)).slug()}.safetensors"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            digests[(shard, "-".join(map(str, prefix)))] = (
+                "sha256:" + hashlib.sha256(data).hexdigest()
+            )
+    return folder, digests
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
@@ -574,6 +755,18 @@ def main() -> None:
         help="measure the full retrain at --baseline-size instead of extrapolating it",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 2k records, 5 requests")
+    parser.add_argument(
+        "--skip-training",
+        action="store_true",
+        help="skip parts A and B (the ~400 s training and the retrain baselines): part C uses "
+        "synthetic stage files, and parts A and B are kept from bench/results/erasure.json",
+    )
+    parser.add_argument(
+        "--worker-broker",
+        default="redis://127.0.0.1:6379/5",
+        help="part D: the broker a real control worker consumes ('' skips part D)",
+    )
+    parser.add_argument("--worker-erasures", type=int, default=20)
     args = parser.parse_args()
     sizes_text = args.sizes or "10000,100000,1000000"
     if args.quick:
@@ -608,6 +801,8 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
         LETHE_BROKER_DIR=str(tmp / "broker"),
         LETHE_MODEL_ROOT=str(tmp / "models"),
         LETHE_TORCH_THREADS=str(args.threads),
+        LETHE_AUDIT_KEY_PATH=str(tmp / "keys" / "audit.key"),
+        **({"CELERY_BROKER_URL": args.worker_broker} if args.worker_broker else {}),
     )
     import torch
 
@@ -615,61 +810,67 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
     from governance import engine
     from governance.models import Stage
     from governance.permissions import Role
+    from governance.services import erasure as erasure_service
     from governance.services.accounts import user_create_with_role
     from governance.services.audit_integrity import audit_chain_verify
 
+    enqueue = erasure_service.erasure_request_enqueue  # the real one, for part D
     _install_hooks()
     officer, _ = user_create_with_role(username="olivia", role=Role.PRIVACY_OFFICER)
     engineer, _ = user_create_with_role(username="emil", role=Role.ML_ENGINEER)
     integration, _ = user_create_with_role(username="ingo", role=Role.INTEGRATION)
 
-    # A: ingest and train for real.
-    rows = list(generate_rows(args.train_records))
-    texts = {r.external_id: (r.text, r.label) for r in rows}
-    _note_load("A: training start")
-    print(f"A: ingesting {len(rows):,} records and training m=4 L=4 B=4 ...", flush=True)
-    ingest_start = time.perf_counter()
-    dataset = ingest([r.as_dict() for r in rows], integration, "bench-erasure")
-    ingest_s = time.perf_counter() - ingest_start
-    model, training = _train(engineer, dataset)
-    _vacuum()
-    print(f"   trained 64 stages in {training['total_s']} s", flush=True)
-    _note_load("A: training end")
-    store = engine.artifact_store(model, 1)
-    files = tmp / "snapshot"
-    shutil.copytree(stage_folder(store), files)
-    digests = {
-        (s.shard.index, s.prefix): s.tensor_digest
-        for s in Stage.objects.filter(shard__model=model).select_related("shard")
-    }
     count = WARMUP + args.erasures
-    fresh_refs = _subjects(rows, count, seed=1, exclude=set())
-    stream_refs = _subjects(rows, count, seed=2, exclude=set(fresh_refs))
-    fresh = _series(officer, model, fresh_refs, texts=texts, files=files, restore=True)
-    restore_as_trained(model, texts, files)
-    stream = _series(officer, model, stream_refs, texts=texts, files=files, restore=False)
-    print(
-        f"   fresh approval->certificate p50 {fresh['approval_to_certificate']['p50_ms']} ms",
-        flush=True,
-    )
+    if args.skip_training:
+        files, digests = _synthetic_stage_files(tmp / "snapshot")
+        trained_part = _previous("trained_model")
+    else:
+        # A: ingest and train for real.
+        rows = list(generate_rows(args.train_records))
+        texts = {r.external_id: (r.text, r.label) for r in rows}
+        _note_load("A: training start")
+        print(f"A: ingesting {len(rows):,} records and training m=4 L=4 B=4 ...", flush=True)
+        ingest_start = time.perf_counter()
+        dataset = ingest([r.as_dict() for r in rows], integration, "bench-erasure")
+        ingest_s = time.perf_counter() - ingest_start
+        model, training = _train(engineer, dataset)
+        _vacuum()
+        print(f"   trained 64 stages in {training['total_s']} s", flush=True)
+        _note_load("A: training end")
+        store = engine.artifact_store(model, 1)
+        files = tmp / "snapshot"
+        shutil.copytree(stage_folder(store), files)
+        digests = {
+            (s.shard.index, s.prefix): s.tensor_digest
+            for s in Stage.objects.filter(shard__model=model).select_related("shard")
+        }
+        fresh_refs = _subjects(rows, count, seed=1, exclude=set())
+        stream_refs = _subjects(rows, count, seed=2, exclude=set(fresh_refs))
+        fresh = _series(officer, model, fresh_refs, texts=texts, files=files, restore=True)
+        restore_as_trained(model, texts, files)
+        stream = _series(officer, model, stream_refs, texts=texts, files=files, restore=False)
+        print(
+            f"   fresh approval->certificate p50 {fresh['approval_to_certificate']['p50_ms']} ms",
+            flush=True,
+        )
 
-    # B: baselines on the same data (after the consecutive series' erasures).
-    _note_load("B: baselines start")
-    print("B: SISA shard retrain and full retrain on the same records ...", flush=True)
-    baselines = _baselines(model, fresh["first_shard"], tmp / "baselines", full=True)
-    chain = audit_chain_verify()
-    trained_part = {
-        "records": len(rows),
-        "subjects": len({r.subject_id for r in rows}),
-        "ingest_s": round(ingest_s, 1),
-        "training": training,
-        "erasure_fresh": fresh,
-        "erasure_consecutive": stream,
-        "baselines": baselines,
-        "ratios": _ratios(fresh, baselines),
-        "audit_chain_ok": chain.ok,
-        "audit_events": chain.checked,
-    }
+        # B: baselines on the same data (after the consecutive series' erasures).
+        _note_load("B: baselines start")
+        print("B: SISA shard retrain and full retrain on the same records ...", flush=True)
+        baselines = _baselines(model, fresh["first_shard"], tmp / "baselines", full=True)
+        chain = audit_chain_verify()
+        trained_part = {
+            "records": len(rows),
+            "subjects": len({r.subject_id for r in rows}),
+            "ingest_s": round(ingest_s, 1),
+            "training": training,
+            "erasure_fresh": fresh,
+            "erasure_consecutive": stream,
+            "baselines": baselines,
+            "ratios": _ratios(fresh, baselines),
+            "audit_chain_ok": chain.ok,
+            "audit_events": chain.checked,
+        }
 
     # C: flatness on synthetic lineage with the same model shape and stage files.
     flatness: dict[str, Any] = {}
@@ -686,13 +887,14 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
         series = _series(officer, synthetic, refs[:-1], texts=size_texts, files=files, restore=True)
         restore_as_trained(synthetic, size_texts, files)
         profile = _query_profile(officer, refs[-1])
+        profile["floor"] = _floor()
         flatness[str(size)] = {"build_s": round(build_s, 1), **series, "query_profile": profile}
         print(
             f"   deactivate p50 {series['deactivate']['p50_ms']} ms, "
             f"approval->certificate p50 {series['approval_to_certificate']['p50_ms']} ms",
             flush=True,
         )
-        if size == args.baseline_size:
+        if size == args.baseline_size and not args.skip_training:
             _note_load(f"C: {size} baselines start")
             print(f"   SISA shard retrain at {size:,} records ...", flush=True)
             restore_as_trained(synthetic, size_texts, files)
@@ -703,8 +905,22 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
                 "baselines": base,
                 "ratios": _ratios(series, base),
             }
+        last = (synthetic, size_rows, size_texts)
         del size_rows, size_texts
 
+    # D: approval to certificate through a real control worker on the broker.
+    worker_part: dict[str, Any] = {}
+    if args.worker_broker:
+        synthetic, size_rows, size_texts = last
+        refs = _subjects(size_rows, WARMUP + args.worker_erasures, seed=7, exclude=set())
+        del last, size_rows
+        worker_part = _worker_series(
+            officer, synthetic, refs, texts=size_texts, files=files, enqueue=enqueue, tmp=tmp
+        )
+        worker_part["records"] = sizes[-1]
+        worker_part["broker"] = args.worker_broker.split("@")[-1]
+    if args.skip_training:
+        at_size = _refresh_at_size(_previous("at_baseline_size"), flatness)
     return {
         "machine": machine_info(postgres=True),
         "settings": {
@@ -727,6 +943,13 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
             "baseline_size": args.baseline_size,
             "full": args.full,
             "torch_threads": args.threads,
+            "skip_training": args.skip_training,
+            "parts_a_b": (
+                "kept from the previous run of this script (--skip-training); part C's stage "
+                "files are synthetic bytes with their digests (the erasure path never loads them)"
+                if args.skip_training
+                else "measured in this run"
+            ),
             "full_retrain_at_baseline_size": "measured" if args.full else "extrapolated",
             "quick": args.quick,
             "clock": (
@@ -744,6 +967,8 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
         "trained_model": trained_part,
         "flatness": flatness,
         "at_baseline_size": at_size,
+        "worker": worker_part,
+        "summary": _summary(flatness, worker_part),
     }
 
 

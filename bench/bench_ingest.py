@@ -16,8 +16,9 @@ Passes, each into empty record and subject tables (truncated in between):
   so throughput is reported per segment (0-10k, 10k-100k, 100k-1M) and flatness is the
   ratio of the last segment to the first.
 
-Writes bench/results/ingest.json and prints a table. The script drops and recreates the
-database named by DATABASE_URL (only ``lethe_bench*`` names are accepted; default
+Writes bench/results/ingest.json (``summary``: the JSON and CSV rates at 100k and the
+growth ratio) and prints a table. The script drops and recreates the database named by
+DATABASE_URL (only ``lethe_bench*`` names are accepted; default
 postgres://postgres@127.0.0.1:5432/lethe_bench).
 
 Usage: python bench/bench_ingest.py [--records N] [--batch B] [--growth 10000,100000,1000000]
@@ -131,17 +132,54 @@ def _api_pass(
     return {**_summary(elapsed, records, per_batch), "outcome": totals}
 
 
+# Where a batch's time goes: the three steps of the request that touch the rows, timed by
+# wrapping the functions the view calls (what is left is parsing, auth and rendering).
+_STEPS = {
+    "validate_ms": ("governance.api.records", "validate_rows"),
+    "lookup_ms": ("governance.services.datasets", "_stored"),
+    "write_ms": ("governance.services.datasets", "_write"),
+    # Part of write_ms on PostgreSQL: the subject lookup and insert before the COPY.
+    "subjects_ms": ("governance.services.datasets", "_subject_ids_copy"),
+}
+
+
+def _timed_steps() -> dict[str, float]:
+    """Wrap the steps once; the returned totals (ms) grow as batches run."""
+    import importlib
+
+    totals = dict.fromkeys(_STEPS, 0.0)
+    for key, (module_name, name) in _STEPS.items():
+        module = importlib.import_module(module_name)
+        inner = getattr(module, name)
+
+        def timed(*args: Any, _inner: Any = inner, _key: str = key, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return _inner(*args, **kwargs)
+            finally:
+                totals[_key] += (time.perf_counter() - t0) * 1000
+
+        setattr(module, name, timed)
+    return totals
+
+
 def _growth_pass(client: Any, url: str, sizes: list[int], batch_size: int) -> list[dict[str, Any]]:
-    """Grow an empty table to ``max(sizes)`` through the API; one summary per segment.
+    """Grow an empty table to ``max(sizes)`` through the API; one summary per segment, with
+    the mean time per batch of each step (``_STEPS``).
 
     Bodies are encoded per segment just before it runs (1M records of JSON would hold about
     200 MB at once), outside the clock.
     """
     segments, start_size = [], 0
+    totals = _timed_steps()
     for size in sizes:
         rows = list(generate_rows(size - start_size, offset=start_size))
         bodies = [json.dumps([r.as_dict() for r in b]).encode() for b in chunks(rows, batch_size)]
+        before = dict(totals)
         summary = _api_pass(client, url, bodies, "application/json", ("created", len(rows)))
+        summary["steps_per_batch_ms"] = {
+            key: round((totals[key] - before[key]) / len(bodies), 2) for key in totals
+        }
         segments.append({"from_records": start_size, "to_records": size, **summary})
         print(f"  table {start_size:,} -> {size:,}: {summary['records_per_s']:,.0f} records/s",
               flush=True)  # fmt: skip
@@ -213,7 +251,15 @@ def main() -> None:
 
     passes = {"orm_bulk_create": orm, "api_json": api_json, "api_json_noop": noop,
               "api_csv": api_csv}  # fmt: skip
+    growth_ratio = (
+        ratio(segments[-1]["records_per_s"], segments[0]["records_per_s"]) if segments else None
+    )
     results = {
+        "summary": {
+            "ingest_per_s_100k": api_json["records_per_s"],
+            "ingest_csv_per_s_100k": api_csv["records_per_s"],
+            "ingest_growth_ratio": growth_ratio,
+        },
         "machine": machine_info(postgres=True),
         "settings": {
             "records": len(rows),
@@ -234,11 +280,7 @@ def main() -> None:
             "api_csv_time_over_orm": ratio(api_csv["seconds"], orm["seconds"]),
             "api_csv_time_over_json": ratio(api_csv["seconds"], api_json["seconds"]),
             "noop_time_over_api_json": ratio(noop["seconds"], api_json["seconds"]),
-            "growth_last_over_first_throughput": (
-                ratio(segments[-1]["records_per_s"], segments[0]["records_per_s"])
-                if segments
-                else None
-            ),
+            "growth_last_over_first_throughput": growth_ratio,
         },
         "growth": segments,
     }
@@ -251,9 +293,11 @@ def main() -> None:
     if segments:
         print_table(
             "Growth through the API (JSON), throughput per segment of table size",
-            ["table size", "records/s", "seconds", "batch p50 ms", "batch p95 ms"],
+            ["table size", "records/s", "seconds", "batch p50 ms", "batch p95 ms",
+             "validate ms", "lookup ms", "write ms", "of which subjects ms"],
             [[f"{g['from_records']:,} -> {g['to_records']:,}", g["records_per_s"], g["seconds"],
-              g["batch"]["p50_ms"], g["batch"]["p95_ms"]] for g in segments],
+              g["batch"]["p50_ms"], g["batch"]["p95_ms"],
+              *g["steps_per_batch_ms"].values()] for g in segments],
         )  # fmt: skip
     print(f"\nwrote {path.relative_to(REPO)}")
 

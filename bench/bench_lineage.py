@@ -13,9 +13,10 @@ officer's token, and ``governance.selectors.lineage.subject_lineage`` called dir
 At the largest size the selector's queries are captured and run under
 ``EXPLAIN (ANALYZE, BUFFERS)``; the plans are stored with the relations each one scans.
 
-Writes bench/results/lineage.json and prints a table. The script drops and recreates the
-database named by DATABASE_URL (only ``lethe_bench*`` names are accepted; default
-postgres://postgres@127.0.0.1:5432/lethe_bench).
+Writes bench/results/lineage.json (``summary``: the API's p95 and p50 at 1M) and prints a
+table; each size also records one ``SELECT 1`` round trip, the floor under every query.
+The script drops and recreates the database named by DATABASE_URL (only ``lethe_bench*``
+names are accepted; default postgres://postgres@127.0.0.1:5432/lethe_bench).
 
 Usage: python bench/bench_lineage.py [--sizes 10000,100000,1000000] [--lookups 200] [--quick]
 """
@@ -209,6 +210,8 @@ def _measure(client: Any, refs: list[str], lookups: int, seed: int) -> dict[str,
         records.append(count)
     api_stats, selector_stats = stats_ms(api_ms), stats_ms(selector_ms)
     return {
+        # The floor under every statement: one trivial query's round trip through Django.
+        "round_trip": _round_trip(len(measured)),
         "api": api_stats,
         "selector": selector_stats,
         "api_over_selector_p50": ratio(api_stats["p50_ms"], selector_stats["p50_ms"]),
@@ -216,6 +219,19 @@ def _measure(client: Any, refs: list[str], lookups: int, seed: int) -> dict[str,
         "records_per_lookup_mean": round(sum(records) / len(records), 2),
         "queries": _query_counts(client, measured[0]),
     }
+
+
+def _round_trip(samples: int) -> dict[str, float]:
+    from django.db import connection
+
+    times = []
+    with connection.cursor() as cursor:
+        for _ in range(samples):
+            start = time.perf_counter()
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+            times.append((time.perf_counter() - start) * 1000)
+    return stats_ms(times)
 
 
 def _query_counts(client: Any, ref: str) -> dict[str, int]:
@@ -304,8 +320,16 @@ def main() -> None:
         by_size[str(size)] = {**built, **_measure(client, refs, args.lookups, seed=size)}
         if size == sizes[-1]:
             plans = _explain(random.Random(1).choice(refs))
+            # What the server spends on one lookup's statements, without the round trips.
+            executed = sum(p["execution_ms"] or 0.0 for p in plans)
+            by_size[str(size)]["explain_execution_ms"] = round(executed, 3)
 
+    at_1m = by_size.get("1000000")  # the headline size; None in a smaller run
     results = {
+        "summary": {
+            "lineage_p95_ms_1m": at_1m["api"]["p95_ms"] if at_1m else None,
+            "lineage_p50_ms_1m": at_1m["api"]["p50_ms"] if at_1m else None,
+        },
         "machine": machine_info(postgres=True),
         "settings": {
             "sizes": sizes,
@@ -335,6 +359,7 @@ def main() -> None:
             "selector p95",
             "API/sel p50",
             "queries API/sel",
+            "SELECT 1 p50",
         ],
         [
             [
@@ -346,6 +371,7 @@ def main() -> None:
                 s["selector"]["p95_ms"],
                 s["api_over_selector_p50"],
                 f"{s['queries']['api']}/{s['queries']['selector']}",
+                s["round_trip"]["p50_ms"],
             ]
             for size, s in by_size.items()
         ],

@@ -18,9 +18,14 @@ Three parts:
    one (shard, slice) cell from ``unlearning.partition.assign``). At each checkpoint:
    S3T deactivation only (each shard serves its longest clean prefix; a shard with none drops
    out; no shard left = "not servable"), S3T with scheduled retraining (shards whose serving
-   depth fell below the threshold are retrained on their remaining records, re-partitioned
-   as governance's ``model_retrain`` does), and SISA retraining every shard an erasure hit,
-   from scratch. Cumulative training compute (seconds, example-epochs) per approach.
+   depth fell below the threshold are retrained on their remaining records, in both of
+   governance's ``model_retrain`` modes: re-partitioned with every stage trained anew,
+   "full", and keeping the slices and every clean stage, training only the stages whose
+   prefix holds a dirty slice, "suffix"), and SISA retraining every shard an erasure hit,
+   from scratch. Cumulative training compute (seconds, example-epochs) per approach, and
+   the exact example-epochs of both modes from the plans alone (``retention_accounting``:
+   the bench's configuration, which must equal what was measured, and a grid of other
+   plans over 20 erasure orders), with SISA retraining after every single erasure exactly.
 3. **Training cost.** S3T at full budget (m=1, L=3, B=6) on a subset,
    with shared prefixes (``train_shard`` trains each distinct prefix once) and without (each
    sequence trained alone, from scratch), plus one full fine-tune (= SISA with m=1) on the same
@@ -67,7 +72,7 @@ from unlearning.backbones import build_base, make_collator  # noqa: E402
 from unlearning.data import Collator, Example  # noqa: E402
 from unlearning.ensemble import Ensemble, StageCache, serving_choices  # noqa: E402
 from unlearning.partition import Cell, assign  # noqa: E402
-from unlearning.policy import choose_serving, needs_retraining  # noqa: E402
+from unlearning.policy import choose_serving, needs_retraining, sequence_depth  # noqa: E402
 from unlearning.sample_data import generate  # noqa: E402
 from unlearning.sequences import cyclic, full_budget  # noqa: E402
 from unlearning.training import (  # noqa: E402
@@ -458,6 +463,12 @@ def part_retention(bench: Bench, profile: Profile) -> tuple[dict[str, Any], Cost
     generation = 0
     rt_cost = Cost()
     rt_cost.add(initial)
+    # Suffix retraining (``model_retrain``'s default): cells kept, only dirty stages retrained.
+    sx_store = dict.fromkeys(range(m), store0)
+    sx_deleted: dict[int, set[int]] = {s: set() for s in range(m)}
+    sx_generation = 0
+    sx_cost = Cost()
+    sx_cost.add(initial)
     sisa_cost = Cost()
     sisa_cost.add(sisa_initial)
     sisa_model = dict.fromkeys(range(m), 0)  # generation of each SISA shard model
@@ -475,6 +486,7 @@ def part_retention(bench: Bench, profile: Profile) -> tuple[dict[str, Any], Cost
             deleted0[c0.shard].add(c0.slice)
             c = rt_cell[ks[0]]
             rt_deleted[c.shard].add(c.slice)
+            sx_deleted[c0.shard].add(c0.slice)
             sisa_hits[sisa_shard[ks[0]]] += 1
         done = checkpoint
         row: dict[str, Any] = {"erased_subjects": checkpoint, "erased_records": len(erased)}
@@ -548,6 +560,28 @@ def part_retention(bench: Bench, profile: Profile) -> tuple[dict[str, Any], Cost
             "cost": rt_cost.as_dict(),
         }
 
+        sx_generation, sx_retrain, sx_due = _suffix_retrain(
+            bench, profile, cells0, erased, sx_store, sx_deleted, sx_generation
+        )
+        sx_cost.add(sx_retrain)
+        sx_choices = serving_choices(plan, sx_deleted)
+        row["s3t_retrain_suffix"] = {
+            "retrained_shards": sx_due,
+            "retrain": sx_retrain.as_dict(),
+            "accuracy": acc(
+                bench,
+                mean_probs(
+                    [
+                        prefix_probs(
+                            bench, sx_store[c.shard], c.shard, c.stages[-1].prefix, num_slices
+                        )
+                        for c in sx_choices
+                    ]
+                ),
+            ),
+            "cost": sx_cost.as_dict(),
+        }
+
         # SISA: retrain every hit shard from scratch on its remaining records.
         hit = sorted(sisa_hits)
         retrain = Cost()
@@ -585,6 +619,7 @@ def part_retention(bench: Bench, profile: Profile) -> tuple[dict[str, Any], Cost
         print(
             f"erased {checkpoint}: S3T deact {row['s3t_deactivation']['accuracy']}, "
             f"S3T retrain {row['s3t_retrain']['accuracy']} (due {due}), "
+            f"S3T suffix {row['s3t_retrain_suffix']['accuracy']} (due {sx_due}), "
             f"SISA {row['sisa_retrain']['accuracy']} (hit {hit})",
             flush=True,
         )
@@ -604,8 +639,55 @@ def part_retention(bench: Bench, profile: Profile) -> tuple[dict[str, Any], Cost
         ),
         "initial": {"s3t": initial.as_dict(), "sisa": sisa_initial.as_dict()},
         "checkpoints": rows,
+        "accounting": accounting_table(bench.subject_of, profile),
     }
     return result, initial
+
+
+def _suffix_retrain(
+    bench: Bench,
+    profile: Profile,
+    cells0: Mapping[str, Cell],
+    erased: set[str],
+    stores: dict[int, str],
+    deleted: dict[int, set[int]],
+    generation: int,
+) -> tuple[int, Cost, list[int]]:
+    """Retrain the due shards' dirty stages only, on their kept cells minus erased records.
+
+    Clean stages are carried into the new generation's store as they are (same digests);
+    ``train_shard`` reuses them and trains the rest from the kept parents.
+    """
+    m, num_slices, budget = profile.retention
+    sequences = cyclic(num_slices, budget)
+    due = []
+    for s in range(m):
+        serving = choose_serving(sequences, deleted[s])
+        depth = 0 if serving is None else serving.depth
+        if needs_retraining(depth, profile.threshold, num_slices=num_slices):
+            due.append(s)
+    cost = Cost()
+    if not due:
+        return generation, cost, due
+    generation += 1
+    name = f"retention-m{m}-L{num_slices}-suffix-g{generation}"
+    new = bench.store(name)
+    for s in due:
+        old = bench.store(stores[s])
+        for prefix in stage_plan(sequences):
+            if not deleted[s] & set(prefix):
+                new.save(old.load(StageKey(s, prefix)))
+    remaining = {k: c for k, c in cells0.items() if k not in erased and c.shard in due}
+    cost = train_s3t(
+        bench,
+        new,
+        num_slices=num_slices,
+        sequences=dict.fromkeys(due, sequences),
+        slices=slices_by_shard(bench, remaining),
+    )
+    for s in due:
+        stores[s], deleted[s] = name, set()
+    return generation, cost, due
 
 
 def _harmonic(n: int) -> float:
@@ -617,6 +699,177 @@ def _cell_counts(cells: Mapping[str, Cell], m: int, num_slices: int) -> list[lis
     for c in cells.values():
         counts[c.shard][c.slice] += 1
     return counts
+
+
+# --- exact compute accounting of the retention part (no training) ------------------------
+
+
+def retention_accounting(
+    subject_of: Mapping[str, str],
+    *,
+    m: int,
+    num_slices: int,
+    budget: int,
+    threshold: int,
+    checkpoints: Sequence[int],
+    mode: str,
+    epochs: int = 1,
+    order_seed: int = SEED,
+) -> dict[str, Any]:
+    """Example-epochs of part 2's policies, from the plans and record counts alone.
+
+    The same erasure order, cells and retraining rules as ``part_retention`` (a stage reads
+    every record of its prefix's slices). ``mode``: "full" re-partitions a due shard and
+    trains all its stages; "suffix" keeps its cells minus erased records and trains only
+    the stages whose prefix holds a dirty slice, as ``model_retrain`` does. SISA retrains
+    each hit shard once per checkpoint and, exactly, after every single erasure.
+    ``order_seed``: the erasure order's seed (the bench's own by default).
+    """
+    keys = sorted(subject_of)
+    sequences = cyclic(num_slices, budget)
+    prefixes = stage_plan(sequences)
+    cells0 = assign(
+        [(k, subject_of[k]) for k in keys], num_shards=m, num_slices=num_slices, seed=SEED
+    )
+    subjects = sorted(set(subject_of.values()))
+    random.Random(order_seed).shuffle(subjects)
+    records_of: dict[str, list[str]] = {}
+    for k in keys:
+        records_of.setdefault(subject_of[k], []).append(k)
+    cell, live = dict(cells0), set(keys)
+
+    def shard_cost(s: int, dirty: set[int] | None) -> tuple[int, int]:
+        counts = Counter(cell[k].slice for k in live if cell[k].shard == s)
+        todo = [p for p in prefixes if dirty is None or dirty & set(p)]
+        return sum(counts[x] for p in todo for x in p) * epochs, len(todo)
+
+    def sisa_shard_size(s: int) -> int:
+        return sum(cells0[k].shard == s for k in live) * epochs
+
+    s3t_initial = sum(shard_cost(s, None)[0] for s in range(m))
+    sisa_initial = len(keys) * epochs
+    deleted: dict[int, set[int]] = {s: set() for s in range(m)}
+    retrain = sisa_retrain = sisa_every = stages = events = generation = done = 0
+    rows = []
+    for checkpoint in checkpoints:
+        hits = set()
+        for subject in subjects[done:checkpoint]:
+            ks = records_of[subject]
+            live.difference_update(ks)
+            deleted[cell[ks[0]].shard].add(cell[ks[0]].slice)
+            hits.add(cells0[ks[0]].shard)
+            sisa_every += sisa_shard_size(cells0[ks[0]].shard)
+        done = checkpoint
+        sisa_retrain += sum(sisa_shard_size(s) for s in hits)
+        depth = [max(sequence_depth(o, deleted[s]) for o in sequences) for s in range(m)]
+        due = [s for s in range(m) if needs_retraining(depth[s], threshold, num_slices=num_slices)]
+        if due:
+            generation += 1
+            if mode == "full":
+                remaining = [k for k in sorted(live) if cell[k].shard in due]
+                fresh = assign(
+                    [(k, subject_of[k]) for k in remaining],
+                    num_shards=len(due),
+                    num_slices=num_slices,
+                    seed=SEED + generation,
+                )
+                cell.update({k: Cell(due[c.shard], c.slice) for k, c in fresh.items()})
+            for s in due:
+                cost, n = shard_cost(s, None if mode == "full" else deleted[s])
+                retrain, stages, events = retrain + cost, stages + n, events + 1
+                deleted[s] = set()
+        rows.append({"erased_subjects": checkpoint, "due": due, "depths_before": depth})
+    total, sisa = s3t_initial + retrain, sisa_initial + sisa_retrain
+    return {
+        "mode": mode,
+        "m": m,
+        "L": num_slices,
+        "B": budget,
+        "threshold": threshold,
+        "s3t_initial": s3t_initial,
+        "s3t_retrain": retrain,
+        "s3t_stages_retrained": stages,
+        "s3t_shard_retrains": events,
+        "sisa_initial": sisa_initial,
+        "sisa_retrain_per_checkpoint": sisa_retrain,
+        "sisa_retrain_every_erasure": sisa_every,
+        "vs_sisa": round(total / sisa, 3),
+        "vs_sisa_retraining_only": round(retrain / sisa_retrain, 3) if sisa_retrain else None,
+        "vs_sisa_every_erasure": round(total / (sisa_initial + sisa_every), 3),
+        "checkpoints": rows,
+    }
+
+
+ACCOUNTING_CONFIGS = ((4, 2, 2, 1), (4, 2, 2, 2), (4, 2, 1, 1), (4, 3, 1, 1), (4, 3, 3, 3))
+ACCOUNTING_CONFIGS += ((4, 4, 1, 1), (4, 4, 1, 4), (4, 4, 2, 4), (8, 3, 1, 1), (8, 4, 1, 1))
+ACCOUNTING_ORDERS = 20  # erasure orders per configuration (seeds SEED .. SEED + 19)
+
+
+def accounting_table(subject_of: Mapping[str, str], profile: Profile) -> dict[str, Any]:
+    """Exact example-epochs of both retraining modes: the bench's own configuration and
+    order (which the measured costs must equal), and a grid of (m, L, B, threshold), each
+    as the mean ratio over ``ACCOUNTING_ORDERS`` erasure orders."""
+    m, num_slices, budget = profile.retention
+    own = {
+        mode: retention_accounting(
+            subject_of,
+            m=m,
+            num_slices=num_slices,
+            budget=budget,
+            threshold=profile.threshold,
+            checkpoints=profile.checkpoints,
+            mode=mode,
+            epochs=profile.epochs,
+        )
+        for mode in ("full", "suffix")
+    }
+    grid = []
+    keys = ("vs_sisa", "vs_sisa_retraining_only", "vs_sisa_every_erasure")
+    configs = ACCOUNTING_CONFIGS if len(subject_of) > 500 else ()  # --quick: none
+    for cm, cl, cb, ct in configs:
+        for mode in ("full", "suffix"):
+            runs = [
+                retention_accounting(
+                    subject_of,
+                    m=cm,
+                    num_slices=cl,
+                    budget=cb,
+                    threshold=ct,
+                    checkpoints=profile.checkpoints,
+                    mode=mode,
+                    epochs=profile.epochs,
+                    order_seed=SEED + i,
+                )
+                for i in range(ACCOUNTING_ORDERS)
+            ]
+            row: dict[str, Any] = {"m": cm, "L": cl, "B": cb, "threshold": ct, "mode": mode}
+            for k in keys:
+                values = [r[k] for r in runs if r[k] is not None]
+                row[k] = round(sum(values) / len(values), 3) if values else None
+            row["vs_sisa_min"] = min(r["vs_sisa"] for r in runs)
+            row["vs_sisa_bench_order"] = runs[0]["vs_sisa"]
+            grid.append(row)
+    return {"bench": own, "grid": grid, "orders": ACCOUNTING_ORDERS}
+
+
+def retention_summary(retention: dict[str, Any]) -> dict[str, Any]:
+    """Headline compute ratios at the last checkpoint (example-epochs, same run)."""
+    last = retention["checkpoints"][-1]
+    s3t0 = retention["initial"]["s3t"]["example_epochs"]
+    sisa0 = retention["initial"]["sisa"]["example_epochs"]
+    every = retention["accounting"]["bench"]["suffix"]["sisa_retrain_every_erasure"]
+    out: dict[str, Any] = {}
+    for name, key in (("", "s3t_retrain_suffix"), ("_full_repartition", "s3t_retrain")):
+        s3t = last[key]["cost"]["example_epochs"]
+        sisa = last["sisa_retrain"]["cost"]["example_epochs"]
+        out[f"retrain_compute_vs_sisa{name}"] = round(s3t / sisa, 3)
+        out[f"retrain_compute_vs_sisa_retraining_only{name}"] = (
+            round((s3t - s3t0) / (sisa - sisa0), 3) if sisa > sisa0 else None
+        )
+        out[f"retrain_compute_vs_sisa_every_erasure{name}"] = round(s3t / (sisa0 + every), 3)
+    out["retrain_accuracy_last_checkpoint"] = last["s3t_retrain_suffix"]["accuracy"]
+    out["sisa_accuracy_last_checkpoint"] = last["sisa_retrain"]["accuracy"]
+    return out
 
 
 # --- part 3: training cost with and without shared prefixes ------------------------------
@@ -781,6 +1034,7 @@ def main() -> None:
             "retention": retention,
             "training": training,
             "wall": timing,
+            "summary": retention_summary(retention),
         },
     )
     shutil.rmtree(bench.root, ignore_errors=True)

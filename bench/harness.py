@@ -355,7 +355,18 @@ def copy_records(rows: list[Row], dataset: Any, now: Any) -> dict[str, int]:
             yield (i, dataset.pk, subject, r.external_id, r.text, r.label, "active", now, now)
 
     columns = ["id", "dataset_id", "subject_id", "external_id", "text", "label", "status"]
-    copy_rows(Record._meta.db_table, [*columns, "created_at", "updated_at"], record_rows())
+    # Classification rows: no response, image or its digest (NOT NULL columns, blank here).
+    blank = ("", "", "")
+
+    def with_blanks() -> Iterator[tuple[Any, ...]]:
+        for row in record_rows():
+            yield (*row, *blank)
+
+    copy_rows(
+        Record._meta.db_table,
+        [*columns, "created_at", "updated_at", "response", "image_key", "image_digest"],
+        with_blanks(),
+    )
     return subject_pk
 
 

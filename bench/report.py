@@ -5,6 +5,9 @@ for the contract): it reads the results files it names and returns markdown, dra
 plots into ``docs/benchmarks/``. Nothing here measures anything; every number on the page
 comes from a results file, and a section whose file is missing says which script to run.
 
+It also writes ``bench/results/summary.json``, the headline figures under stable keys
+(``bench/summary.py``).
+
 Usage: python bench/report.py [--results DIR] [--out FILE]
 """
 
@@ -22,7 +25,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import summary  # noqa: E402
 from bench.sections.common import md_table  # noqa: E402
+
+SUMMARY = "summary"
 
 HEADER = """\
 # Benchmarks
@@ -54,7 +60,19 @@ def sections() -> list[ModuleType]:
 
 
 def load_results(folder: Path) -> dict[str, dict[str, Any]]:
-    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+    """Every results file but ``summary.json``, which is derived from the others."""
+    return {
+        path.stem: json.loads(path.read_text())
+        for path in sorted(folder.glob("*.json"))
+        if path.stem != SUMMARY
+    }
+
+
+def write_summary(folder: Path) -> Path:
+    """``summary.json``: the headline figures of ``folder``'s results (``bench/summary.py``)."""
+    path = folder / f"{SUMMARY}.json"
+    path.write_text(json.dumps(summary.build(load_results(folder)), indent=2) + "\n")
+    return path
 
 
 def _machine_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
@@ -125,6 +143,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args()
+    print(f"wrote {write_summary(args.results)}")
     page = render(args.results, args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(page)

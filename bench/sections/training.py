@@ -148,9 +148,8 @@ def render(results: dict[str, Any], plots: Path) -> str:
             measured,
             f"The stages trained both ways are bit-identical "
             f"({'checked' if t['identical_stage_digests'] else '**not** identical'}: tensor "
-            f"digests), so sharing is exact. It saved {100 * saved:.0f} % of the time and "
-            f"{100 * saved_ep:.0f} % of the example-epochs here: at full budget only the "
-            "short prefixes repeat, and the deepest stages, which read the most data, are "
+            f"digests), so sharing is exact. {_saved_text(saved, saved_ep)}: at full budget "
+            "only the short prefixes repeat, and the deepest stages, which read the most data, are "
             "distinct in every sequence. Cyclic plans with B ≤ L have B distinct first "
             "slices, so no prefix repeats and sharing saves nothing there; it matters only "
             "when B > L.",
@@ -176,4 +175,16 @@ def render(results: dict[str, Any], plots: Path) -> str:
             "Training cost of the models in the utility section (same data, epochs, batch):",
             run_table,
         ]
+    )
+
+
+def _saved_text(saved: float, saved_ep: float) -> str:
+    """What sharing saved; a run whose clock contradicts its counted work says so."""
+    work = f"{100 * saved_ep:.0f} % of the example-epochs"
+    if saved >= 0 or saved_ep <= 0:
+        return f"It saved {100 * saved:.0f} % of the time and {work} here"
+    return (
+        f"It saved {work} here; the clock says the opposite ({100 * -saved:.0f} % more "
+        "time for the shared run, whose stages read fewer examples): the run shared the "
+        "machine with other jobs, so compare the example-epochs"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import report
+from bench import report, summary
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
@@ -60,3 +60,33 @@ def test_every_results_file_records_its_machine() -> None:
     for path in RESULTS.glob("*.json"):
         data = json.loads(path.read_text())
         assert data["machine"]["cpu_count"] >= 1, path.name
+
+
+def test_the_committed_summary_matches_the_committed_results() -> None:
+    committed = json.loads((RESULTS / "summary.json").read_text())
+    assert committed == summary.build(report.load_results(RESULTS)), (
+        "bench/results/summary.json is stale: run `make report`"
+    )
+
+
+def test_summary_marks_a_missed_target_and_a_missing_file() -> None:
+    results = {
+        "erasure": {
+            "machine": {"cpu_count": 2},
+            "summary": {
+                "erasure_p50_ms": {"10000": 10.0, "100000": 11.0, "1000000": 19.0},
+                "erasure_p95_ms": {"10000": 30.0, "100000": 60.0, "1000000": 40.0},
+            },
+        },
+        "accuracy": {"summary": {"accuracy_full": 0.88, "accuracy_s3t_m2": 0.865}},
+    }
+    figures = summary.build(results)["figures"]
+    # 19 ms is under 20 but 1.9x the 10k figure: not flat.
+    assert figures["erasure_p50_ms"]["met"] is False
+    assert figures["erasure_p95_ms"]["met"] is False  # 60 ms at 100k
+    assert figures["accuracy_s3t_m2"]["met"] is True  # 1.5 points below the full fine-tune
+    assert figures["accuracy_full"]["met"] is None  # a reference, no target
+    assert figures["lineage_p95_ms_1m"]["missing"] == "run bench/bench_lineage.py"
+    assert figures["lineage_p95_ms_1m"]["met"] is False
+    results["erasure"]["summary"]["erasure_p50_ms"]["1000000"] = 11.5
+    assert summary.build(results)["figures"]["erasure_p50_ms"]["met"] is True
