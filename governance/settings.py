@@ -306,6 +306,8 @@ CELERY_BROKER_URL = envsecret("CELERY_BROKER_URL")
 LETHE_BROKER_DIR = envpath("LETHE_BROKER_DIR", BASE_DIR / "var" / "broker")
 if CELERY_BROKER_URL is None:
     CELERY_BROKER_URL = "filesystem://"
+    # kombu's file-system transport, writing each message atomically (see the module).
+    CELERY_BROKER_TRANSPORT = "celery_worker.filesystem_transport:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(LETHE_BROKER_DIR / "queue"),
         "data_folder_out": str(LETHE_BROKER_DIR / "queue"),

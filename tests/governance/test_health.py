@@ -100,14 +100,15 @@ def broker_url(monkeypatch):
     ``CELERY_BROKER_URL`` from the environment before its configuration, so CI's variable
     is set aside for the test."""
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    saved = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.broker_transport)
 
     def point(url: str) -> None:
         app.conf.broker_url = url
         app.conf.broker_transport_options = {}
+        app.conf.broker_transport = None  # the embedded default names its own transport
 
     yield point
-    app.conf.broker_url, app.conf.broker_transport_options = saved
+    app.conf.broker_url, app.conf.broker_transport_options, app.conf.broker_transport = saved
 
 
 def test_an_unreachable_broker_is_down(client, broker_url):

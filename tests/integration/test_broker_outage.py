@@ -49,9 +49,13 @@ class Redis:
             self.process = None
 
 
-def _repoint(url: str) -> None:
-    """This test process publishes to ``url`` from now on (pools opened earlier dropped)."""
+def _repoint(url: str, transport: str | None = None) -> None:
+    """This test process publishes to ``url`` from now on (pools opened earlier dropped).
+
+    ``transport``: the class the embedded default names (settings); None lets the URL say.
+    """
     app.conf.broker_url = url
+    app.conf.broker_transport = transport
     app.conf.broker_transport_options = {"visibility_timeout": 3600}
     # kombu keeps one global pool per broker URL: closing only the app's would leave that
     # closed pool registered, and the next acquire on the old URL would fail. reset() closes
@@ -63,7 +67,11 @@ def _repoint(url: str) -> None:
 
 @pytest.fixture
 def redis_broker(monkeypatch, shared_dirs):
-    saved = (app.conf.broker_url, dict(app.conf.broker_transport_options))
+    saved = (
+        app.conf.broker_url,
+        dict(app.conf.broker_transport_options),
+        app.conf.broker_transport,
+    )
     redis = Redis(free_port())
     redis.start()
     url = f"redis://127.0.0.1:{redis.port}/0"
@@ -73,7 +81,7 @@ def redis_broker(monkeypatch, shared_dirs):
     redis.tmp_path = shared_dirs
     yield redis
     redis.stop()
-    _repoint(saved[0])
+    _repoint(saved[0], saved[2])
     app.conf.broker_transport_options = saved[1]
 
 
