@@ -57,10 +57,8 @@ from unlearning.artifacts import LocalArtifactStore, StageKey  # noqa: E402
 from unlearning.assembly import AdapterHost, LoraSettings  # noqa: E402
 from unlearning.backbones import build_base, make_collator  # noqa: E402
 from unlearning.data import Example  # noqa: E402
-from unlearning.demo_config import DemoConfig  # noqa: E402
 from unlearning.ensemble import (  # noqa: E402
     AVERAGING,
-    DEFAULT_AVERAGING,
     Ensemble,
     StageCache,
     average_shards,
@@ -536,18 +534,6 @@ def main() -> None:
     print(f"mia: {mia_result}", flush=True)
     wall = round(time.perf_counter() - started, 1)
     accuracy_after = accuracy_of(bench, served_after[rule])
-    # The demo (DemoConfig: same data, seed, m, L, B and erased cell) serves exactly models
-    # (a) and (b) when its settings are the chosen ones: its accuracies are these.
-    demo = DemoConfig()
-    demo_is_chosen = not args.quick and (
-        (demo.subjects, demo.shards, demo.slices, demo.budget, demo.seed)
-        == (profile.subjects, m, num_slices, profile.budget, SEED)
-        and TrainSettings(
-            epochs=demo.epochs, learning_rate=demo.learning_rate, stage_epochs=demo.stage_epochs
-        )
-        == chosen.settings
-        and rule == DEFAULT_AVERAGING
-    )
     write_results(
         "accuracy",
         {
@@ -558,10 +544,6 @@ def main() -> None:
                 "accuracy_s3t_m2": chosen_acc,
                 "accuracy_s3t_m2_legacy": base["probs"],
                 "accuracy_s3t_m2_after_erasure": accuracy_after,
-                "demo_accuracy_before": accuracy_of(bench, served_before[rule])
-                if demo_is_chosen
-                else None,
-                "demo_accuracy_after": accuracy_after if demo_is_chosen else None,
                 "mia_auc_before": mia_result["before"]["auc"],
                 "mia_auc_after": mia_result["after"]["auc"],
                 "mia_auc_never_trained": mia_result["never_trained"]["auc"],

@@ -27,11 +27,23 @@ def summary(results: dict[str, Any]) -> list[str]:
     return [
         f"**Accuracy kept** (MiniLM, S3T m=2 L=3): {pct(s['accuracy_s3t_m2'])} with the chosen "
         f"defaults (legacy {pct(s['accuracy_s3t_m2_legacy'])}) against one full LoRA fine-tune "
-        f"{pct(s['accuracy_full'])}. **Membership inference** (loss AUC, erased records vs "
+        f"{pct(s['accuracy_full'])} at the same epochs setting"
+        f"{_matched(s)}. **Membership inference** (loss AUC, erased records vs "
         f"held-out): {fmt(s['mia_auc_before'], 3)} before the erasure, "
         f"{fmt(s['mia_auc_after'], 3)} after, {fmt(s['mia_auc_never_trained'], 3)} for a model "
         f"never trained on them (after − never {fmt(mia['auc'], 3)} ± {fmt(mia['stderr'], 3)})."
     ]
+
+
+def _matched(s: dict[str, Any]) -> str:
+    """The fine-tune given S3T's example-epochs, where the run measured it."""
+    if s.get("accuracy_full_matched_compute") is None:
+        return ""
+    return (
+        f", and {pct(s['accuracy_full_matched_compute'])} when given as many example-epochs "
+        "as the S3T model (S3T trails by "
+        f"{100 * (s['accuracy_full_matched_compute'] - s['accuracy_s3t_m2']):.1f} points there)"
+    )
 
 
 def _auc_row(name: str, row: dict[str, Any]) -> list[Any]:
