@@ -15,7 +15,8 @@ from typing import Any
 
 from governance import engine
 from governance.certificates.keys import signing_key_register
-from governance.models import AuditEvent, ErasureRequest, Sequence, Stage, UnlearningModel
+from governance.models import ErasureRequest, Sequence, Stage, UnlearningModel
+from governance.services.audit import audit_head
 
 CERTIFICATE_TYPE = "lethe.erasure-certificate/v1"
 
@@ -42,7 +43,9 @@ def certificate_body(
     """
     execution = request.execution
     records = execution.get("records_erased", [])
-    head = AuditEvent.objects.order_by("-seq").only("seq", "hash").first()
+    # Under the chain's lock: the head cited is the one the events announcing this
+    # certificate link to, in the transaction that issues it.
+    head = audit_head(lock=True)
     return {
         "type": CERTIFICATE_TYPE,
         "certificate_id": str(uuid.uuid4()),

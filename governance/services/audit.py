@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +29,7 @@ from governance.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
 _LOCK_ID = 0x4C45544845  # "LETHE": the advisory lock that serialises chain appends
+_HELD = "lethe_audit_chain_held"  # the connection attribute of ``audit_chain_held``
 
 
 def canonical_event(
@@ -93,10 +97,7 @@ def audit_event_append(
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit events are written inside the state change's transaction")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_ID])
-    last = AuditEvent.objects.order_by("-seq").only("seq", "hash").first()
+    last = audit_head(lock=True)
     event = AuditEvent(
         seq=(last.seq + 1) if last else 1,
         created_at=timezone.now(),
@@ -110,7 +111,95 @@ def audit_event_append(
     event.hash = event_hash(event)
     event.mac = audit_mac(event.hash)
     event.save(force_insert=True)
+    _remember(Head(event.seq, event.hash))
     return event
+
+
+# --- the chain's head ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Head:
+    """The newest event of the chain: what the next one links to."""
+
+    seq: int
+    hash: str
+
+
+@dataclass
+class _Held:
+    """``audit_chain_held``'s memory: the head, and the savepoints open when it was known."""
+
+    head: Head | None = None
+    savepoints: tuple[str, ...] = ()
+    known: bool = False
+
+
+def audit_head(*, lock: bool = False) -> Head | None:
+    """The chain's head (None for an empty trail).
+
+    ``lock=True`` takes the chain's lock first (an advisory lock on PostgreSQL, held to the
+    end of the transaction; SQLite's write lock already serialises): the head read then
+    stays the head until this transaction commits, so an event appended next links to it.
+    Inside ``audit_chain_held`` the lock is taken once and the head kept in memory.
+    """
+    held = _held()
+    if held is not None and held.known:
+        return held.head
+    if lock and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_ID])
+    row = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    head = Head(*row) if row else None
+    if lock:
+        _remember(head)
+    return head
+
+
+@contextmanager
+def audit_chain_held() -> Iterator[None]:
+    """Within the caller's transaction, take the chain's lock once (at the first append or
+    locked head read) and keep the head in memory: each further append is one INSERT.
+
+    What is kept is forgotten once a savepoint it was learnt in is closed (rolled back, an
+    event appended there is gone; or released, which cannot be told apart), and at the end
+    of the block; ``atomic(savepoint=False)`` blocks open no savepoint and keep it. Nothing
+    else writes the trail meanwhile: only ``audit_event_append`` does, and the lock keeps
+    other transactions out until this one commits.
+    """
+    conn = transaction.get_connection()
+    if not conn.in_atomic_block:
+        raise RuntimeError("audit_chain_held runs inside the state change's transaction")
+    if getattr(conn, _HELD, None) is not None:
+        yield  # nested: the outer block keeps the head
+        return
+    setattr(conn, _HELD, _Held())
+    try:
+        yield
+    finally:
+        setattr(conn, _HELD, None)
+
+
+def _held() -> _Held | None:
+    """The block's memory if what it knows is still true in this transaction."""
+    held: _Held | None = getattr(connection, _HELD, None)
+    if held is None or not held.known:
+        return held
+    open_now = _savepoints()
+    if not connection.in_atomic_block or open_now[: len(held.savepoints)] != held.savepoints:
+        held.known = False  # learnt in a savepoint since closed
+    return held
+
+
+def _savepoints() -> tuple[str, ...]:
+    """The savepoints open now (a savepoint=False block opens none: None in Django's list)."""
+    return tuple(sid for sid in connection.savepoint_ids if sid is not None)
+
+
+def _remember(head: Head | None) -> None:
+    held = _held()
+    if held is not None:
+        held.head, held.savepoints, held.known = head, _savepoints(), True
 
 
 def event_problem(event: AuditEvent, expected_seq: int, prev: str) -> str:

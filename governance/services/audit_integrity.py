@@ -36,9 +36,9 @@ from governance.certificates.keys import (
     registered_public_key,
     signing_key_register,
 )
-from governance.certificates.signing import signing_key
+from governance.certificates.signing import signer_key_id, signing_key
 from governance.models import AuditCheckpoint, AuditEvent, DeletionCertificate
-from governance.services.audit import GENESIS_HASH, event_problem
+from governance.services.audit import GENESIS_HASH, audit_head, event_problem
 
 logger = logging.getLogger(__name__)
 
@@ -61,15 +61,17 @@ def checkpoint_body(checkpoint: AuditCheckpoint) -> dict[str, Any]:
     }
 
 
-def audit_checkpoint_create(*, reason: str) -> AuditCheckpoint | None:
+def audit_checkpoint_create(*, reason: str, key_id: str | None = None) -> AuditCheckpoint | None:
     """Sign the trail's current head; None when the trail is empty.
 
     A scheduled checkpoint is skipped (None) when the head has not moved since the last
-    one. Runs in the caller's transaction when there is one, so a certificate and the
-    checkpoint covering its issuance commit together.
+    one. Runs in the caller's transaction when there is one (without a savepoint of its
+    own: a failure here fails it), so a certificate and the checkpoint covering its
+    issuance commit together. ``key_id``: the current key's id, when the caller has
+    registered it in this transaction already (a certificate's signer).
     """
-    with transaction.atomic():
-        head = AuditEvent.objects.order_by("-seq").only("seq", "hash").first()
+    with transaction.atomic(savepoint=False):
+        head = audit_head()
         if head is None:
             return None
         if (
@@ -84,7 +86,7 @@ def audit_checkpoint_create(*, reason: str) -> AuditCheckpoint | None:
             created_at=timezone.now(),
             reason=reason,
             # Registered before it is stored, so the checkpoint verifies after a rotation.
-            key_id=signing_key_register(),
+            key_id=key_id if key_id == signer_key_id() else signing_key_register(),
         )
         signature = key.sign(canonical_bytes(checkpoint_body(checkpoint)))
         checkpoint.signature = base64.b64encode(signature).decode("ascii")
