@@ -76,7 +76,10 @@ def generation_grid(model: UnlearningModel, generation: int) -> Grid:
             done.add(seq.pk)
     stages = {
         (s.shard_id, s.prefix): s
-        for s in Stage.objects.filter(shard__model=model, shard__generation=generation)
+        # Without their training metrics: the serving rule never reads them.
+        for s in Stage.objects.filter(shard__model=model, shard__generation=generation).defer(
+            "metrics"
+        )
     }
     return Grid(list(shards.values()), sequences, stages, done)
 

@@ -262,12 +262,14 @@ def _approve(request: ErasureRequest, *, actor: Any, note: str) -> None:
     request.approved_by = actor if getattr(actor, "is_authenticated", False) else None
     request.approved_at = timezone.now()
     request.decided_note = note
+    changed = ["status", "approved_by", "approved_at", "decided_note", "updated_at"]
     if not impact_unchanged(request.impact_stamp, request.impact, request_id=request.pk):
         # Something changed since the preview was computed: compute it again.
         audit_seq = audit_head_seq()
         request.impact = erasure_impact(subject_ref=request.subject_ref)
         request.impact_stamp = impact_stamp(request.impact, audit_seq=audit_seq)
-    request.save()
+        changed += ["impact", "impact_stamp"]
+    request.save(update_fields=changed)
     erasure_event_create(request=request, actor=actor, action="approved", note=note)
     audit_event_append(
         actor=actor,

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from governance.artifacts import artifact_keys_evict_everywhere, stage_bytes_destroy
@@ -47,15 +47,16 @@ from governance.models import (
     ServingManifest,
     SliceAssignment,
     Stage,
+    Subject,
     UnlearningModel,
 )
 from governance.selectors.impact import LIVE_STATES
 from governance.selectors.manifests import manifest_latest
-from governance.services.audit import audit_event_append
+from governance.services.audit import audit_chain_held, audit_event_append
 from governance.services.audit_integrity import audit_checkpoint_create
 from governance.services.erasure import erasure_event_create, erasure_request_enqueue
 from governance.services.lineage_events import lineage_erasure_event
-from governance.services.serving import manifest_refresh, predictors
+from governance.services.serving import manifest_publish, predictors
 from governance.services.webhooks import erasure_request_notify
 
 Status = ErasureRequest.Status
@@ -77,7 +78,7 @@ def erasure_request_execute(*, request_id: int) -> str:
 
 def _deactivate(request_id: int) -> ErasureRequest | None:
     """Phase 1: records, stages, manifests and audit in one transaction."""
-    with transaction.atomic():
+    with transaction.atomic(), audit_chain_held():
         request = ErasureRequest.objects.select_for_update().get(pk=request_id)
         if request.status == Status.EXECUTING:
             return request  # phase 1 committed before; resume with the purge
@@ -103,7 +104,7 @@ def _deactivate(request_id: int) -> ErasureRequest | None:
             "image_keys": image_keys,
             "models": models_done,
         }
-        request.save()
+        request.save(update_fields=["status", "attempts", "execution", "updated_at"])
         _deactivated_events(request, erased_ids, models_done)
         lineage_erasure_event(request=request, state="START")
     return request
@@ -125,24 +126,21 @@ def _lock_models(subject_ref: str) -> list[UnlearningModel]:
 def _records_erase(subject_ref: str, *, now: datetime) -> tuple[list[int], list[str], list[str]]:
     """Tombstone the subject's records still active (content wiped): their ids, external ids
     and the keys of their image objects, which the purge deletes (the keys stay on the
-    tombstones)."""
-    records = list(
-        Record.objects.select_for_update(of=("self",))
-        .filter(subject__external_ref=subject_ref, status=Record.Status.ACTIVE)
-        .only("pk", "external_id", "image_key")
-        .order_by("pk")
-    )
-    Record.objects.filter(pk__in=[r.pk for r in records]).update(
-        status=Record.Status.ERASED,
-        erased_at=now,
-        text="",
-        label="",
-        response="",
-        messages=None,
-        image_digest="",
-    )
-    ids = [r.pk for r in records]
-    return ids, [r.external_id for r in records], [r.image_key for r in records if r.image_key]
+    tombstones). One ``UPDATE … RETURNING`` (PostgreSQL, SQLite 3.35+)."""
+    records, subjects = Record._meta.db_table, Subject._meta.db_table
+    # Table names from the models, every value a parameter.
+    sql = f"""
+        UPDATE {records} SET status = %s, erased_at = %s, text = '', label = '',
+            response = '', messages = NULL, image_digest = ''
+        WHERE status = %s
+          AND subject_id IN (SELECT id FROM {subjects} WHERE external_ref = %s)
+        RETURNING id, external_id, image_key
+    """  # noqa: S608
+    erased_at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Record.Status.ERASED, erased_at, Record.Status.ACTIVE, subject_ref])
+        rows = sorted(cursor.fetchall())
+    return [pk for pk, _, _ in rows], [ext for _, ext, _ in rows], [k for *_, k in rows if k]
 
 
 def _deactivate_stages(record_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -156,6 +154,7 @@ def _deactivate_stages(record_ids: list[int]) -> dict[int, list[dict[str, Any]]]
         Stage.objects.select_for_update()
         .filter(pk__in=reading, state__in=LIVE_STATES)
         .select_related("shard")
+        .defer("metrics")
         .order_by("pk")
     )
     Stage.objects.filter(pk__in=[s.pk for s in stages]).update(
@@ -185,10 +184,13 @@ def _model_done(
 ) -> dict[str, Any]:
     """Publish the model's next manifest; what phase 1 did to it, as the certificate says.
 
-    The model's row is locked (``_lock_models``), so the manifest in force afterwards is
-    the one just published or, when the choice did not change, the one before.
+    The model's row is locked (``_lock_models``) and ``before`` was read under that lock, so
+    the manifest in force afterwards is the one just published or, when the choice did not
+    change, the one before.
     """
-    published = manifest_refresh(model=model, reason=f"erasure request {request.pk}", actor=WORKER)
+    published = manifest_publish(
+        model=model, current=before, reason=f"erasure request {request.pk}", actor=WORKER
+    )
     after = published or before
     return {
         "model_id": model.pk,
@@ -357,7 +359,7 @@ def _destroyed_event(
 
 def _certify(request: ErasureRequest) -> ErasureRequest:
     """Phase 3: build, sign and store the certificate; complete the request."""
-    with transaction.atomic():
+    with transaction.atomic(), audit_chain_held():
         request = (
             ErasureRequest.objects.select_for_update(of=("self",))
             .select_related("approved_by")
@@ -385,7 +387,7 @@ def _certify(request: ErasureRequest) -> ErasureRequest:
         request.status = Status.COMPLETED
         request.completed_at = now
         request.error = ""
-        request.save()
+        request.save(update_fields=["status", "completed_at", "error", "updated_at"])
         for model_id, group, ids in marked:  # row updates first, then the audit appends
             _destroyed_event(model_id, group, ids, actor=WORKER, reason=f"erasure {request.pk}")
         erasure_event_create(
@@ -404,10 +406,12 @@ def _certify(request: ErasureRequest) -> ErasureRequest:
                 "key_id": certificate.key_id,
             },
         )
-        erasure_request_notify(request, "completed")
+        erasure_request_notify(request, "completed", certificate=certificate)
         lineage_erasure_event(request=request, state="COMPLETE")
         # Signed with the certificate, so a trail cut below this issuance is named.
-        audit_checkpoint_create(reason=AuditCheckpoint.Reason.CERTIFICATE)
+        audit_checkpoint_create(
+            reason=AuditCheckpoint.Reason.CERTIFICATE, key_id=body["signing_key_id"]
+        )
     return request
 
 

@@ -53,49 +53,65 @@ def manifest_refresh(
     """
     with transaction.atomic():
         model = UnlearningModel.objects.select_for_update().get(pk=model.pk)
-        entries = manifest_entries(model)
-        generation = model.generation
-        current = manifest_latest(model)
-        # A new generation (first training or a retrain) takes over only once every one
-        # of its shards can serve; until then the previous generation keeps serving.
-        new_generation = current is None or current.generation != model.generation
-        if new_generation and len(entries) < model.num_shards:
-            if current is None:
-                return None
-            generation = current.generation
-            entries = manifest_entries(model, generation=generation)
-        digest = manifest_digest(model.pk, generation, entries)
-        if current is not None and current.digest == digest:
+        return manifest_publish(
+            model=model, current=manifest_latest(model), reason=reason, actor=actor
+        )
+
+
+def manifest_publish(
+    *,
+    model: UnlearningModel,
+    current: ServingManifest | None,
+    reason: str,
+    actor: Any = "worker",
+) -> ServingManifest | None:
+    """``manifest_refresh`` for a caller whose transaction already holds ``model``'s row lock
+    and read ``current`` (``manifest_latest``) under it, as an erasure does: no second lock,
+    no second read. The new manifest, or None when nothing changed."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("manifest_publish runs in the transaction that locked the model")
+    entries = manifest_entries(model)
+    generation = model.generation
+    # A new generation (first training or a retrain) takes over only once every one
+    # of its shards can serve; until then the previous generation keeps serving.
+    new_generation = current is None or current.generation != model.generation
+    if new_generation and len(entries) < model.num_shards:
+        if current is None:
             return None
-        manifest = ServingManifest.objects.create(
-            model=model,
-            version=(current.version + 1) if current else 1,
-            generation=generation,
-            entries=entries,
-            digest=digest,
-            reason=reason[:200],
-        )
-        audit_event_append(
-            actor=actor,
-            action="manifest.published",
-            obj=manifest,
-            payload={
-                "model": model.pk,
-                "version": manifest.version,
-                "generation": generation,
-                "digest": digest,
-                "depths": {e["shard"]: e["depth"] for e in entries},
-                "reason": reason,
-            },
-        )
-        model_notify(
-            "model.serving_changed",
-            model.pk,
-            manifest_version=manifest.version,
-            generation=generation,
-            digest=digest,
-            reason=reason,
-        )
+        generation = current.generation
+        entries = manifest_entries(model, generation=generation)
+    digest = manifest_digest(model.pk, generation, entries)
+    if current is not None and current.digest == digest:
+        return None
+    manifest = ServingManifest.objects.create(
+        model=model,
+        version=(current.version + 1) if current else 1,
+        generation=generation,
+        entries=entries,
+        digest=digest,
+        reason=reason[:200],
+    )
+    audit_event_append(
+        actor=actor,
+        action="manifest.published",
+        obj=manifest,
+        payload={
+            "model": model.pk,
+            "version": manifest.version,
+            "generation": generation,
+            "digest": digest,
+            "depths": {e["shard"]: e["depth"] for e in entries},
+            "reason": reason,
+        },
+    )
+    model_notify(
+        "model.serving_changed",
+        model.pk,
+        manifest_version=manifest.version,
+        generation=generation,
+        digest=digest,
+        reason=reason,
+    )
     return manifest
 
 

@@ -253,9 +253,9 @@ def webhook_event_emit(
     )
     if type == COMPLETED:
         _confirmations_open(event, recipients, data)
-    ids = [d.pk for d in deliveries if d.pk is not None] or list(
-        WebhookDelivery.objects.filter(event=event).values_list("pk", flat=True)
-    )
+    ids = [d.pk for d in deliveries if d.pk is not None]
+    if len(ids) < len(deliveries):  # a database that returns no ids from a bulk insert
+        ids = list(WebhookDelivery.objects.filter(event=event).values_list("pk", flat=True))
     deliveries_enqueue_on_commit(ids)
     return event
 
@@ -308,8 +308,17 @@ def deliveries_enqueue(delivery_ids: Sequence[int]) -> int:
 # --- what erasure and model events say ----------------------------------------------------
 
 
-def erasure_request_notify(request: ErasureRequest, kind: str, **extra: Any) -> WebhookEvent:
-    """Emit ``erasure_request.<kind>`` for ``request`` (inside its state change)."""
+def erasure_request_notify(
+    request: ErasureRequest,
+    kind: str,
+    *,
+    certificate: DeletionCertificate | None = None,
+    **extra: Any,
+) -> WebhookEvent:
+    """Emit ``erasure_request.<kind>`` for ``request`` (inside its state change).
+
+    ``certificate``: for ``completed``, the certificate just issued when the caller holds
+    it (otherwise it is read)."""
     data: dict[str, Any] = {
         "request_id": request.pk,
         "subject_id": request.subject_ref,
@@ -320,14 +329,17 @@ def erasure_request_notify(request: ErasureRequest, kind: str, **extra: Any) -> 
         **extra,
     }
     if kind == "completed":
-        data |= _completed_data(request)
+        data |= _completed_data(request, certificate)
     dedupe = f"erasure_request.overdue:{request.pk}" if kind == "overdue" else None
     return webhook_event_emit(type=f"erasure_request.{kind}", data=data, dedupe_key=dedupe)
 
 
-def _completed_data(request: ErasureRequest) -> dict[str, Any]:
+def _completed_data(
+    request: ErasureRequest, certificate: DeletionCertificate | None
+) -> dict[str, Any]:
     """Certificate, the erased records' external ids per dataset, the models affected."""
-    certificate = DeletionCertificate.objects.get(request=request)
+    if certificate is None:
+        certificate = DeletionCertificate.objects.get(request=request)
     execution = request.execution or {}
     erased = (
         Record.objects.filter(
