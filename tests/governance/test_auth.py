@@ -250,6 +250,26 @@ def test_any_listed_role_grants_access(officer, auditor, engineer):
     assert "privacy_officer, auditor" in error["message"]
 
 
+def test_token_user_and_roles_are_read_in_one_statement(engineer):
+    engineer.client.get("/api/engineer/")  # the first use also writes last_used_at
+
+    with CaptureQueriesContext(connection) as queries:
+        response = engineer.client.get("/api/engineer/")
+
+    assert response.status_code == 200
+    assert len(queries.captured_queries) == 1
+
+
+def test_a_token_user_holds_the_roles_of_every_group():
+    user = User.objects.create_user("both")
+    user.groups.add(*(Group.objects.get_or_create(name=r)[0] for r in ("auditor", "ml_engineer")))
+    user.groups.add(Group.objects.create(name="not-a-role"))
+    client = token_client(api_token_create(user=user))
+
+    assert client.get("/api/engineer/").status_code == 200
+    assert client.get("/api/readers/").status_code == 200
+
+
 def test_user_without_any_role_is_403():
     user = User.objects.create_user("norole")
 
