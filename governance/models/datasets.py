@@ -12,8 +12,15 @@ from django.db.models import Q
 class Subject(models.Model):
     """A data subject, known by the reference the data platform uses for them."""
 
-    external_ref = models.CharField(max_length=200, unique=True)
+    external_ref = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # A constraint, not ``unique=True``: on PostgreSQL the field option adds a second
+        # index for LIKE queries, which nothing runs and every new subject had to update.
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["external_ref"], name="subject_unique_ref")
+        ]
 
     def __str__(self) -> str:
         return self.external_ref

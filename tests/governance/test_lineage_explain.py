@@ -103,7 +103,7 @@ def test_every_lineage_query_is_an_index_scan(loaded):
         assert not _large_scans(plan), f"{sql}\n{plan}"
     records, _, assignments = (plan for _, plan in plans)
     assert "record_subject" in records  # records found by their subject, not by scanning
-    assert "governance_subject_external_ref" in records
+    assert "subject_unique_ref" in records
     assert "assignment_one_per_generation" in assignments
 
 
