@@ -173,6 +173,8 @@ def machine_info(*, postgres: bool) -> dict[str, Any]:
     info: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
         "processor": platform.processor() or "unknown",
+        # Which CPU: machines of one kind differ (timings moved 1.5-2x between two of them).
+        "cpu_model": _cpu_model(),
         **runtime_recipe(),
     }
     if postgres:
@@ -184,6 +186,16 @@ def machine_info(*, postgres: bool) -> dict[str, Any]:
             cursor.execute("SHOW shared_buffers")
             info["postgres_shared_buffers"] = cursor.fetchone()[0]
     return info
+
+
+def _cpu_model() -> str:
+    """``model name`` from /proc/cpuinfo ("unknown" where there is none)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    names = (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    return next(names, "unknown")
 
 
 def _script_path() -> str:

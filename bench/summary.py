@@ -76,7 +76,7 @@ FIGURES = (
 
 def _machine(data: dict[str, Any]) -> dict[str, Any]:
     machine = data.get("machine", {})
-    keep = ("cpu_count", "machine", "processor", "device", "threads", "postgres")
+    keep = ("cpu_count", "cpu_model", "machine", "processor", "device", "threads", "postgres")
     return {key: machine[key] for key in keep if key in machine}
 
 
