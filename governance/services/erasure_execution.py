@@ -19,8 +19,12 @@ may repeat after a crash anywhere:
 Concurrent erasures lock the affected models' rows (in primary-key order) before touching
 records and stages, so erasures that share a shard run one after the other and the final
 manifest is the one a sequential run would publish. Row updates come before audit appends
-in every transaction, because appends take the chain's lock (see services/audit.py).
-The sweepers at the end finish what a crash or a lost message left behind.
+in every transaction, because appends take the chain's lock (see services/audit.py); the
+certificate's transaction takes it a little earlier, when its body cites the chain's
+head, but only after locking the request and marking its stages: what it writes after
+that are new rows, which wait on no other transaction's lock. Deactivation and
+certificate each hold the chain (``audit_chain_held``): one lock and head read for all
+their appends. The sweepers at the end finish what a crash or a lost message left behind.
 """
 
 from __future__ import annotations
