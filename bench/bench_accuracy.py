@@ -4,7 +4,7 @@ Engine only (no Django); MiniLM on the sample tickets (the data and split of
 ``bench_utility.py``: 300 subjects, seed 7). In one run:
 
 1. **Baseline**: one LoRA fine-tune on all data (every block's LoRA and the head trainable
-   together, the engine's own loop ``training._optimise``), with the legacy settings and
+   together: ``unlearning.baseline.train_jointly``, a stage's loop), with the legacy settings and
    with the settings chosen in part 3.
 2. **Variants of S3T m=2 L=3** at zero deletions (each shard serves sequence 1 at full
    depth, so only that sequence is trained): the legacy settings; rsLoRA; warm-up + linear
@@ -56,6 +56,7 @@ from bench.harness import machine_info, write_results  # noqa: E402
 from unlearning.artifacts import LocalArtifactStore, StageKey  # noqa: E402
 from unlearning.assembly import AdapterHost, LoraSettings  # noqa: E402
 from unlearning.backbones import build_base, make_collator  # noqa: E402
+from unlearning.baseline import train_jointly  # noqa: E402
 from unlearning.data import Example  # noqa: E402
 from unlearning.ensemble import (  # noqa: E402
     AVERAGING,
@@ -70,10 +71,6 @@ from unlearning.sample_data import generate  # noqa: E402
 from unlearning.sequences import cyclic  # noqa: E402
 from unlearning.training import (  # noqa: E402
     TrainSettings,
-    _init_group,
-    _init_head,
-    _optimise,
-    stage_seed,
     train_shard,
 )
 
@@ -151,21 +148,19 @@ def accuracy_of(bench: Bench, probs: torch.Tensor) -> float:
 def train_full(bench: Bench, variant: Variant) -> tuple[dict[str, Any], torch.Tensor]:
     """One LoRA model (all blocks, one group) + head on all training data; its logits."""
     host = bench.host(1, variant.lora)
-    key = StageKey(-1, (0,))
     start = time.perf_counter()
-    host.set_depth(1)
-    host.forget(1)
-    _init_group(host, 1, stage_seed(SEED, key, "lora"))
-    _init_head(host, stage_seed(SEED, key, "head"))
-    trainable = [p for _, p in host.parameters_of(1)] + [p for _, p in host.head_parameters()]
-    for param in trainable:
-        param.requires_grad_(True)
-    ordered = sorted(bench.train.values(), key=lambda e: e.key)
-    _optimise(host.model, trainable, ordered, bench.collate, variant.settings, SEED, key, None)
-    host.set_depth(1)
+    train_jointly(
+        host,
+        list(bench.train.values()),
+        collate=bench.collate,
+        settings=variant.settings,
+        model_seed=SEED,
+        key=StageKey(-1, (0,)),
+    )
     seconds = time.perf_counter() - start
     logits = bench.eval_logits(host)
-    cost = {"seconds": round(seconds, 1), "example_epochs": len(ordered) * variant.settings.epochs}
+    examples = len(bench.train) * variant.settings.epochs
+    cost = {"seconds": round(seconds, 1), "example_epochs": examples}
     return cost, logits
 
 

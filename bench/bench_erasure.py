@@ -21,10 +21,11 @@ A. **Trained model.** ``--train-records`` records (default 20,000: training all 
    retraining in between. The last certificate of each series is re-checked with
    ``certificate_claims_check``.
 B. **Baselines, same data, same process.** One LoRA model with every layer group and the
-   head trainable at once, through the engine's own loop (``unlearning.training._optimise``:
-   same batches, seeds, AdamW, epochs), over (a) the remaining records of the shard the
-   first erasure hit (SISA-style shard retrain) and (b) all remaining records (full
-   retrain). Timed: fetching the records, training, saving the tensors.
+   head trainable at once, through the engine's baseline
+   (``unlearning.baseline.train_jointly``: same batches, seeds, AdamW, epochs), over (a)
+   the remaining records of the shard the first erasure hit (SISA-style shard retrain)
+   and (b) all remaining records (full retrain). Timed: fetching the records, training,
+   saving the tensors.
 C. **Flatness.** At each of ``--sizes`` (default 10k, 100k and 1M) the
    governance tables are emptied and rebuilt with COPY: N records and the same model
    shape with 64 ``trained`` stages (part A's files and digests), sequences, finished
@@ -404,11 +405,9 @@ def _train(engineer: Any, dataset: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def _retrain_all_groups(model: Any, records: Any, out: Path, shard: int) -> dict[str, Any]:
-    """A SISA-style retrain: one LoRA model, every group and the head trainable at once.
-
-    Same optimisation loop as a stage (engine's ``_optimise``), so the only difference from
-    S3T stage training is what is trainable and how much data it reads.
-    """
+    """A SISA-style retrain: one LoRA model, every group and the head trainable at once
+    (``unlearning.baseline.train_jointly``: a stage's loop, so the only difference from S3T
+    stage training is what is trainable and how much data it reads)."""
     import torch
     from safetensors.torch import save_file
 
@@ -416,7 +415,7 @@ def _retrain_all_groups(model: Any, records: Any, out: Path, shard: int) -> dict
     from unlearning.artifacts import StageKey
     from unlearning.assembly import AdapterHost
     from unlearning.backbones import build_base
-    from unlearning.training import _init_group, _init_head, _optimise, stage_seed
+    from unlearning.baseline import train_jointly
 
     host = AdapterHost(
         build_base(model.base_model, len(model.dataset.labels)),
@@ -428,24 +427,19 @@ def _retrain_all_groups(model: Any, records: Any, out: Path, shard: int) -> dict
     start = time.perf_counter()
     rows = list(records)
     fetched = time.perf_counter()
-    examples = sorted(engine.examples(rows, model), key=lambda e: e.key)
-    host.set_depth(model.num_slices)
-    for group in range(1, model.num_slices + 1):
-        host.forget(group)
-        _init_group(host, group, stage_seed(model.seed, key, f"lora-{group}"))
-    _init_head(host, stage_seed(model.seed, key, "head"))
-    trainable = [p for g in range(1, model.num_slices + 1) for _, p in host.parameters_of(g)]
-    trainable += [p for _, p in host.head_parameters()]
-    for param in trainable:
-        param.requires_grad_(True)
-    _optimise(host.model, trainable, examples, collate, settings, model.seed, key, None)
+    train_jointly(
+        host,
+        engine.examples(rows, model),
+        collate=collate,
+        settings=settings,
+        model_seed=model.seed,
+        key=key,
+        groups=model.num_slices,
+    )
     trained = time.perf_counter()
+    named = [pair for g in range(1, model.num_slices + 1) for pair in host.parameters_of(g)]
     with torch.no_grad():
-        tensors = {
-            n: p.detach().clone().contiguous()
-            for n, p in host.model.named_parameters()
-            if p.requires_grad
-        }
+        tensors = {n: p.detach().clone().contiguous() for n, p in named + host.head_parameters()}
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out / f"retrain-shard-{shard}.safetensors"))
     done = time.perf_counter()
@@ -959,7 +953,7 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
             "fresh_series": "model restored as trained before each request (untimed)",
             "consecutive_series": "no restore: a stream of erasures with no retraining",
             "baseline": (
-                "one LoRA model, all 4 groups + head trainable, unlearning.training._optimise, "
+                "one LoRA model, all 4 groups + head trainable, unlearning.baseline.train_jointly, "
                 "same epochs/batch/lr; timed: fetch records + train + save tensors"
             ),
             "database": "postgresql",

@@ -3,7 +3,8 @@
 Engine only (no Django). Sample data from ``unlearning.sample_data.generate``: the train
 split trains every model, the held-out test split (other subjects, held-out phrasings)
 measures accuracy. Every model uses the same optimiser (AdamW), learning rate, epochs and
-batch size, the engine's own training loop (``unlearning.training._optimise``) and padding to
+batch size, the engine's own training loop (a stage's, which
+``unlearning.baseline.train_jointly`` also runs) and padding to
 the longest in the batch.
 
 Three parts:
@@ -69,6 +70,7 @@ from bench.harness import machine_info, write_results  # noqa: E402
 from unlearning.artifacts import LocalArtifactStore, StageArtifact, StageKey  # noqa: E402
 from unlearning.assembly import AdapterHost, LoraSettings  # noqa: E402
 from unlearning.backbones import build_base, make_collator  # noqa: E402
+from unlearning.baseline import train_jointly  # noqa: E402
 from unlearning.data import Collator, Example  # noqa: E402
 from unlearning.ensemble import Ensemble, StageCache, serving_choices  # noqa: E402
 from unlearning.partition import Cell, assign  # noqa: E402
@@ -77,11 +79,7 @@ from unlearning.sample_data import generate  # noqa: E402
 from unlearning.sequences import cyclic, full_budget  # noqa: E402
 from unlearning.training import (  # noqa: E402
     TrainSettings,
-    _init_group,
-    _init_head,
-    _optimise,
     stage_plan,
-    stage_seed,
     train_shard,
 )
 
@@ -252,8 +250,8 @@ def train_all_groups(
 ) -> tuple[Cost, torch.Tensor]:
     """One LoRA model, every block's LoRA and the head trainable together; its test probs.
 
-    The same loop as a stage (``_optimise``), so the only differences from S3T are what is
-    trainable and which records it reads. ``key`` only derives the seeds.
+    ``unlearning.baseline.train_jointly``: a stage's loop, so the only differences from
+    S3T are what is trainable and which records it reads. ``key`` only derives the seeds.
     """
     host = bench.host(1)
     settings = bench.settings
@@ -262,17 +260,10 @@ def train_all_groups(
             epochs=epochs, learning_rate=settings.learning_rate, batch_size=settings.batch_size
         )
     start = time.perf_counter()
-    host.set_depth(1)
-    host.forget(1)
-    _init_group(host, 1, stage_seed(SEED, key, "lora"))
-    _init_head(host, stage_seed(SEED, key, "head"))
-    trainable = [p for _, p in host.parameters_of(1)] + [p for _, p in host.head_parameters()]
-    for param in trainable:
-        param.requires_grad_(True)
-    ordered = sorted(examples, key=lambda e: e.key)
-    _optimise(host.model, trainable, ordered, bench.collate, settings, SEED, key, None)
-    host.set_depth(1)  # freezes everything again
-    cost = Cost(time.perf_counter() - start, len(ordered) * settings.epochs, 1)
+    train_jointly(
+        host, examples, collate=bench.collate, settings=settings, model_seed=SEED, key=key
+    )
+    cost = Cost(time.perf_counter() - start, len(examples) * settings.epochs, 1)
     return cost, bench.test_probs(host)
 
 
@@ -295,6 +286,18 @@ def mean_probs(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     for p in parts[1:]:
         total = total + p
     return total / len(parts)
+
+
+def served_accuracy(
+    bench: Bench, store_of: Callable[[int], str], choices: Sequence[Any], num_slices: int
+) -> float:
+    """Test accuracy of the ensemble serving ``choices``: each shard's chosen prefix, from
+    the store ``store_of(shard)`` names."""
+    parts = [
+        prefix_probs(bench, store_of(c.shard), c.shard, c.stages[-1].prefix, num_slices)
+        for c in choices
+    ]
+    return acc(bench, mean_probs(parts))
 
 
 def acc(bench: Bench, probs: torch.Tensor) -> float:
@@ -496,15 +499,7 @@ def part_retention(bench: Bench, profile: Profile) -> tuple[dict[str, Any], Cost
         row["s3t_deactivation"] = {
             "serving_shards": len(choices),
             "depths": {str(c.shard): c.depth for c in choices},
-            "accuracy": acc(
-                bench,
-                mean_probs(
-                    [
-                        prefix_probs(bench, store0, c.shard, c.stages[-1].prefix, num_slices)
-                        for c in choices
-                    ]
-                ),
-            )
+            "accuracy": served_accuracy(bench, lambda _: store0, choices, num_slices)
             if choices
             else None,
             "servable": bool(choices),
@@ -546,17 +541,7 @@ def part_retention(bench: Bench, profile: Profile) -> tuple[dict[str, Any], Cost
             "retrained_shards": due,
             "depths_before": {str(s): d for s, d in depth.items()},
             "retrain": retrain.as_dict(),
-            "accuracy": acc(
-                bench,
-                mean_probs(
-                    [
-                        prefix_probs(
-                            bench, rt_store[c.shard], c.shard, c.stages[-1].prefix, num_slices
-                        )
-                        for c in rt_choices
-                    ]
-                ),
-            ),
+            "accuracy": served_accuracy(bench, rt_store.__getitem__, rt_choices, num_slices),
             "cost": rt_cost.as_dict(),
         }
 
@@ -568,17 +553,7 @@ def part_retention(bench: Bench, profile: Profile) -> tuple[dict[str, Any], Cost
         row["s3t_retrain_suffix"] = {
             "retrained_shards": sx_due,
             "retrain": sx_retrain.as_dict(),
-            "accuracy": acc(
-                bench,
-                mean_probs(
-                    [
-                        prefix_probs(
-                            bench, sx_store[c.shard], c.shard, c.stages[-1].prefix, num_slices
-                        )
-                        for c in sx_choices
-                    ]
-                ),
-            ),
+            "accuracy": served_accuracy(bench, sx_store.__getitem__, sx_choices, num_slices),
             "cost": sx_cost.as_dict(),
         }
 
