@@ -102,12 +102,6 @@ def impact_unchanged(stamp: dict[str, Any], impact: dict[str, Any], *, request_i
     return not any(changed for *_, changed in rows) and stamp.get("models") == counts
 
 
-def audit_head_seq() -> int:
-    """The audit trail's newest sequence number (0 when empty): one index lookup."""
-    head = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
-    return head or 0
-
-
 def _model_ids(impact: dict[str, Any]) -> list[int]:
     return sorted(m["model_id"] for m in impact.get("models", []))
 

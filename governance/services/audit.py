@@ -156,6 +156,12 @@ def audit_head(*, lock: bool = False) -> Head | None:
     return head
 
 
+def audit_head_seq() -> int:
+    """The chain head's sequence number (0 for an empty trail): one index lookup."""
+    head = audit_head()
+    return head.seq if head else 0
+
+
 @contextmanager
 def audit_chain_held() -> Iterator[None]:
     """Within the caller's transaction, take the chain's lock once (at the first append or

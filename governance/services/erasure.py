@@ -29,12 +29,11 @@ from governance.errors import ApplicationError
 from governance.models import ErasureEvent, ErasureRequest, Subject
 from governance.permissions import Role, user_roles
 from governance.selectors.impact import (
-    audit_head_seq,
     erasure_impact,
     impact_stamp,
     impact_unchanged,
 )
-from governance.services.audit import actor_name, audit_event_append
+from governance.services.audit import actor_name, audit_event_append, audit_head_seq
 from governance.services.lineage_events import lineage_erasure_event
 from governance.services.webhooks import erasure_request_notify
 
