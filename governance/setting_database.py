@@ -13,17 +13,31 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+# psycopg's own default: a statement is prepared on its fifth run on a connection.
+PREPARE_THRESHOLD = 5
 
-def database_from_url(url: str, *, base_dir: Path, conn_max_age: int) -> dict[str, Any]:
+
+def database_from_url(
+    url: str, *, base_dir: Path, conn_max_age: int, prepare: str = ""
+) -> dict[str, Any]:
     """Turn ``postgres://user:password@host:port/name?option=value`` into a DATABASES entry.
 
     ``sqlite:///relative/path`` (from the repository root) and ``sqlite:////absolute/path``
     are accepted too. Query parameters (``sslmode=require``, ...) become OPTIONS.
     dj-database-url parses PostgreSQL URLs; this wrapper keeps to the two backends Lethe
     is tested on and says what is wrong with a URL it refuses.
+
+    ``prepare`` (``DATABASE_PREPARE_THRESHOLD``; PostgreSQL): parameters are bound on the
+    server and psycopg prepares a statement once it has run that many times on one
+    connection, so PostgreSQL stops parsing and planning it again. Empty: on, at psycopg's
+    default threshold; ``off``: Django's default (client-side binding, nothing prepared),
+    for a pooler in transaction mode that cannot keep prepared statements (PgBouncer
+    before 1.21, or without ``max_prepared_statements``). Prepared statements live in the
+    server session, so they pay with persistent connections (``conn_max_age`` > 0).
     """
+    threshold = _prepare_threshold(prepare)
     parts = urlsplit(url)
-    if parts.scheme == "sqlite":
+    if parts.scheme == "sqlite":  # SQLite has no server to prepare on: the value is unused
         options = dict(parse_qsl(parts.query))
         return sqlite_database(base_dir / unquote(parts.path[1:]), options)
     if parts.scheme not in ("postgres", "postgresql"):
@@ -41,7 +55,24 @@ def database_from_url(url: str, *, base_dir: Path, conn_max_age: int) -> dict[st
     if not database["NAME"]:
         raise ImproperlyConfigured("DATABASE_URL names no database (postgres://user@host/NAME)")
     # psycopg 3 is picked up by the postgresql backend; settings keep the port a string.
-    return {**database, "PORT": str(port or ""), "OPTIONS": database.get("OPTIONS", {})}
+    connect: dict[str, Any] = {**database.get("OPTIONS", {})}
+    if threshold is not None:
+        connect.update(server_side_binding=True, prepare_threshold=threshold)
+    return {**database, "PORT": str(port or ""), "OPTIONS": connect}
+
+
+def _prepare_threshold(raw: str) -> int | None:
+    """``DATABASE_PREPARE_THRESHOLD``: "" the default, "off" none, else a count >= 0."""
+    value = raw.strip().lower()
+    if not value:
+        return PREPARE_THRESHOLD
+    if value == "off":
+        return None
+    if not value.isdigit():
+        raise ImproperlyConfigured(
+            f"DATABASE_PREPARE_THRESHOLD={raw!r} is neither 'off' nor a count of runs (0 or more)"
+        )
+    return int(value)
 
 
 def sqlite_database(path: Path, options: dict[str, str]) -> dict[str, Any]:

@@ -43,7 +43,12 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 def parse_database_url(url: str) -> dict[str, Any]:
     """DATABASES["default"] from DATABASE_URL (governance/setting_database.py)."""
-    return database_from_url(url, base_dir=BASE_DIR, conn_max_age=envint("CONN_MAX_AGE", 0))
+    return database_from_url(
+        url,
+        base_dir=BASE_DIR,
+        conn_max_age=envint("CONN_MAX_AGE", 0),
+        prepare=envstr("DATABASE_PREPARE_THRESHOLD", ""),
+    )
 
 
 def _split(value: str) -> list[str]:

@@ -12,6 +12,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
 from governance import settings as lethe_settings
 from governance.settings import envbool, envint, envsecret, envstr, parse_database_url
@@ -56,7 +57,8 @@ def test_schema_is_valid_and_generates_without_warnings():
 # --- DATABASE_URL -----------------------------------------------------------------------
 
 
-def test_parse_database_url_postgres():
+def test_parse_database_url_postgres(monkeypatch):
+    monkeypatch.delenv("DATABASE_PREPARE_THRESHOLD", raising=False)
     db = parse_database_url("postgres://lethe:p%40ss%2Fword@db.example.com:6543/lethe_prod")
 
     assert db["ENGINE"] == "django.db.backends.postgresql"
@@ -65,7 +67,7 @@ def test_parse_database_url_postgres():
     assert db["PASSWORD"] == "p@ss/word"
     assert db["HOST"] == "db.example.com"
     assert db["PORT"] == "6543"
-    assert db["OPTIONS"] == {}
+    assert db["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5}
 
 
 def test_parse_database_url_ci_form_without_password():
@@ -85,7 +87,7 @@ def test_parse_database_url_postgresql_scheme_defaults_and_options():
 
     assert db["ENGINE"] == "django.db.backends.postgresql"
     assert (db["HOST"], db["PORT"], db["USER"]) == ("localhost", "", "")
-    assert db["OPTIONS"] == {"sslmode": "require"}
+    assert db["OPTIONS"]["sslmode"] == "require"
 
 
 def test_parse_database_url_sqlite_paths():
@@ -95,6 +97,38 @@ def test_parse_database_url_sqlite_paths():
     assert relative["ENGINE"] == "django.db.backends.sqlite3"
     assert relative["NAME"] == lethe_settings.BASE_DIR / "var" / "other.sqlite3"
     assert absolute["NAME"] == Path("/tmp/lethe.sqlite3")
+
+
+def test_prepared_statements_are_on_for_postgresql_unless_turned_off(monkeypatch):
+    monkeypatch.delenv("DATABASE_PREPARE_THRESHOLD", raising=False)
+    db = parse_database_url("postgres://h/lethe?sslmode=require")
+    assert db["OPTIONS"] == {
+        "sslmode": "require",
+        "server_side_binding": True,
+        "prepare_threshold": 5,
+    }
+    assert "prepare_threshold" not in parse_database_url("sqlite:///var/x.sqlite3")["OPTIONS"]
+
+    monkeypatch.setenv("DATABASE_PREPARE_THRESHOLD", "1")
+    assert parse_database_url("postgres://h/lethe")["OPTIONS"]["prepare_threshold"] == 1
+    assert "prepare_threshold" not in parse_database_url("sqlite:///var/x.sqlite3")["OPTIONS"]
+
+    monkeypatch.setenv("DATABASE_PREPARE_THRESHOLD", "OFF")
+    assert parse_database_url("postgres://h/lethe")["OPTIONS"] == {}
+
+
+@pytest.mark.parametrize(
+    ("url", "value", "message"),
+    [
+        ("postgres://h/lethe", "-1", "neither 'off' nor a count"),
+        ("postgres://h/lethe", "often", "neither 'off' nor a count"),
+        ("sqlite:///var/x.sqlite3", "often", "neither 'off' nor a count"),
+    ],
+)
+def test_prepare_threshold_refuses_bad_values(monkeypatch, url, value, message):
+    monkeypatch.setenv("DATABASE_PREPARE_THRESHOLD", value)
+    with pytest.raises(ImproperlyConfigured, match=message):
+        parse_database_url(url)
 
 
 @pytest.mark.parametrize(
@@ -262,3 +296,34 @@ def test_engine_demo_command_fails_when_demo_fails(fake_demo):
 
     with pytest.raises(CommandError, match="exit status 2"):
         call_command("engine_demo", "--quick")
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="prepared statements: PostgreSQL")
+def test_prepare_threshold_makes_postgresql_plan_a_repeated_statement_once(monkeypatch):
+    """The options parse_database_url writes reach psycopg: on a connection made with them,
+    the second run of an ORM query is a server-side prepared statement; without them, none."""
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    from governance.models import Subject
+
+    def prepared_after_two_runs(options: dict[str, object]) -> list[str]:
+        wrapper = DatabaseWrapper({**connection.settings_dict, "OPTIONS": options})
+        try:
+            with wrapper.cursor() as cursor:
+                sql, params = Subject.objects.filter(external_ref="x").query.sql_with_params()
+                for _ in range(2):
+                    cursor.execute(sql, params)
+                    cursor.fetchall()
+                cursor.execute("SELECT statement FROM pg_prepared_statements")
+                return [row[0] for row in cursor.fetchall()]
+        finally:
+            wrapper.close()
+
+    monkeypatch.setenv("DATABASE_PREPARE_THRESHOLD", "1")
+    url = "postgres://h/lethe"
+    options = parse_database_url(url)["OPTIONS"]
+
+    prepared = prepared_after_two_runs(options)
+    assert [s for s in prepared if "governance_subject" in s], prepared
+    assert prepared_after_two_runs({}) == []
