@@ -67,7 +67,7 @@ def test_parse_database_url_postgres(monkeypatch):
     assert db["PASSWORD"] == "p@ss/word"
     assert db["HOST"] == "db.example.com"
     assert db["PORT"] == "6543"
-    assert db["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5}
+    assert db["OPTIONS"] == {}
 
 
 def test_parse_database_url_ci_form_without_password():
@@ -87,7 +87,7 @@ def test_parse_database_url_postgresql_scheme_defaults_and_options():
 
     assert db["ENGINE"] == "django.db.backends.postgresql"
     assert (db["HOST"], db["PORT"], db["USER"]) == ("localhost", "", "")
-    assert db["OPTIONS"]["sslmode"] == "require"
+    assert db["OPTIONS"] == {"sslmode": "require"}
 
 
 def test_parse_database_url_sqlite_paths():
@@ -99,22 +99,21 @@ def test_parse_database_url_sqlite_paths():
     assert absolute["NAME"] == Path("/tmp/lethe.sqlite3")
 
 
-def test_prepared_statements_are_on_for_postgresql_unless_turned_off(monkeypatch):
+def test_prepared_statements_are_off_unless_asked_for(monkeypatch):
     monkeypatch.delenv("DATABASE_PREPARE_THRESHOLD", raising=False)
-    db = parse_database_url("postgres://h/lethe?sslmode=require")
-    assert db["OPTIONS"] == {
+    assert parse_database_url("postgres://h/lethe?sslmode=require")["OPTIONS"] == {
+        "sslmode": "require"
+    }
+    monkeypatch.setenv("DATABASE_PREPARE_THRESHOLD", "OFF")
+    assert parse_database_url("postgres://h/lethe")["OPTIONS"] == {}
+
+    monkeypatch.setenv("DATABASE_PREPARE_THRESHOLD", "5")
+    assert parse_database_url("postgres://h/lethe?sslmode=require")["OPTIONS"] == {
         "sslmode": "require",
         "server_side_binding": True,
         "prepare_threshold": 5,
     }
     assert "prepare_threshold" not in parse_database_url("sqlite:///var/x.sqlite3")["OPTIONS"]
-
-    monkeypatch.setenv("DATABASE_PREPARE_THRESHOLD", "1")
-    assert parse_database_url("postgres://h/lethe")["OPTIONS"]["prepare_threshold"] == 1
-    assert "prepare_threshold" not in parse_database_url("sqlite:///var/x.sqlite3")["OPTIONS"]
-
-    monkeypatch.setenv("DATABASE_PREPARE_THRESHOLD", "OFF")
-    assert parse_database_url("postgres://h/lethe")["OPTIONS"] == {}
 
 
 @pytest.mark.parametrize(
