@@ -242,8 +242,16 @@ def losses(bench: Bench, probs: torch.Tensor) -> np.ndarray:
     return (-picked.clamp_min(1e-12).log()).numpy()
 
 
+# Paired bootstrap differences reported by ``mia``.
+_MIA_PAIRS = (
+    ("after", "never_trained"),
+    ("before", "never_trained"),
+    ("after", "never_trained_same_serving"),
+)
+
+
 def mia(bench: Bench, models: Mapping[str, torch.Tensor], members: slice) -> dict[str, Any]:
-    """AUC per model with bootstrap stderr; paired bootstrap of after − never_trained."""
+    """AUC per model with bootstrap stderr; paired bootstrap of the ``_MIA_PAIRS``."""
     n = len(bench.test)
     loss = {name: losses(bench, p) for name, p in models.items()}
     rng = np.random.default_rng(SEED)
@@ -268,24 +276,17 @@ def mia(bench: Bench, models: Mapping[str, torch.Tensor], members: slice) -> dic
             "mean_loss_erased": round(float(values[m_idx].mean()), 4),
             "mean_loss_heldout": round(float(values[t_idx].mean()), 4),
         }
-    diff = np.array(boots["after"]) - np.array(boots["never_trained"])
-    out["after_minus_never_trained"] = {
-        "auc": round(out["after"]["auc"] - out["never_trained"]["auc"], 4),
-        "stderr": round(float(diff.std()), 4),
-        "ci95": [
-            round(float(np.quantile(diff, 0.025)), 4),
-            round(float(np.quantile(diff, 0.975)), 4),
-        ],
-    }
-    diff = np.array(boots["before"]) - np.array(boots["never_trained"])
-    out["before_minus_never_trained"] = {
-        "auc": round(out["before"]["auc"] - out["never_trained"]["auc"], 4),
-        "stderr": round(float(diff.std()), 4),
-        "ci95": [
-            round(float(np.quantile(diff, 0.025)), 4),
-            round(float(np.quantile(diff, 0.975)), 4),
-        ],
-    }
+    for first, second in _MIA_PAIRS:
+        if first in boots and second in boots:
+            diff = np.array(boots[first]) - np.array(boots[second])
+            out[f"{first}_minus_{second}"] = {
+                "auc": round(out[first]["auc"] - out[second]["auc"], 4),
+                "stderr": round(float(diff.std()), 4),
+                "ci95": [
+                    round(float(np.quantile(diff, 0.025)), 4),
+                    round(float(np.quantile(diff, 0.975)), 4),
+                ],
+            }
     return out
 
 
@@ -510,6 +511,21 @@ def main() -> None:
         store_name = "never" if s == cell.shard else chosen_store
         never_parts.append(prefix_logits(bench, chosen, store_name, s, first, num_slices))
     served_never = {r: average_shards(never_parts, r) for r in AVERAGING}
+    # The same from-scratch training served the way (b) serves after its erasure: exact
+    # unlearning predicts the very same model, so the very same scores. Evaluated from the
+    # "never" store's own tensors, not from (b)'s cached logits.
+    same_parts = [
+        prefix_logits(
+            bench,
+            chosen,
+            "never" if c.shard == cell.shard else chosen_store,
+            c.shard,
+            c.stages[-1].prefix,
+            num_slices,
+        )
+        for c in after
+    ]
+    served_never_same = {r: average_shards(same_parts, r) for r in AVERAGING}
     never_store = LocalArtifactStore(bench.root / "never")
     identical = all(
         never_store.load(StageKey(cell.shard, clean[:d])).digest
@@ -522,6 +538,7 @@ def main() -> None:
             "before": served_before[rule],
             "after": served_after[rule],
             "never_trained": served_never[rule],
+            "never_trained_same_serving": served_never_same[rule],
         },
         members,
     )
@@ -542,6 +559,9 @@ def main() -> None:
                 "mia_auc_before": mia_result["before"]["auc"],
                 "mia_auc_after": mia_result["after"]["auc"],
                 "mia_auc_never_trained": mia_result["never_trained"]["auc"],
+                "mia_auc_never_trained_same_serving": mia_result["never_trained_same_serving"][
+                    "auc"
+                ],
                 "mia_auc_after_minus_never_stderr": mia_result["after_minus_never_trained"][
                     "stderr"
                 ],
@@ -583,6 +603,9 @@ def main() -> None:
                 "accuracy_never_trained": accuracy_of(bench, served_never[rule]),
                 "ensemble_check_equal": ensemble_check,
                 "clean_prefix_stages_identical": identical,
+                "same_serving_scores_equal": bool(
+                    torch.equal(served_never_same[rule], served_after[rule])
+                ),
                 "cost": {"extra_sequences": mia_cost, "never_trained": never_cost},
                 **mia_result,
             },

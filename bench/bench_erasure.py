@@ -80,6 +80,7 @@ from bench.harness import (  # noqa: E402
     ingest,
     machine_info,
     postgres_url,
+    prepared_statements,
     print_table,
     ratio,
     recreate_postgres,
@@ -317,6 +318,35 @@ def _query_profile(officer: Any, ref: str) -> dict[str, Any]:
         "deactivate_slowest_select": {"ms": round(ms, 2), "origin": origin, "sql": sql},
         "deactivate_slowest_plan": plan,
     }
+
+
+def _python_profile(
+    officer: Any, model: Any, refs: list[str], texts: dict[str, tuple[str, str]], files: Path
+) -> list[dict[str, Any]]:
+    """``--profile K``: K more fresh requests under cProfile (the restores between them
+    are not profiled); the functions with the most cumulative time, per request."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    for ref in refs:
+        restore_as_trained(model, texts, files)
+        profiler.enable()
+        _erase(officer, ref)
+        profiler.disable()
+    stats = pstats.Stats(profiler)
+    rows = []
+    for (path, line, name), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append(
+            {
+                "function": f"{Path(path).name}:{line} {name}",
+                "calls": round(calls / len(refs), 1),
+                "own_ms": round(own * 1000 / len(refs), 2),
+                "cumulative_ms": round(cumulative * 1000 / len(refs), 2),
+            }
+        )
+    rows.sort(key=lambda r: -r["cumulative_ms"])
+    return rows[:60]
 
 
 def _floor() -> dict[str, Any]:
@@ -761,6 +791,13 @@ def main() -> None:
         help="part D: the broker a real control worker consumes ('' skips part D)",
     )
     parser.add_argument("--worker-erasures", type=int, default=20)
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="K",
+        help="at the first size, K more requests under cProfile (results: query_profile.python)",
+    )
     args = parser.parse_args()
     sizes_text = args.sizes or "10000,100000,1000000"
     if args.quick:
@@ -882,6 +919,20 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
         restore_as_trained(synthetic, size_texts, files)
         profile = _query_profile(officer, refs[-1])
         profile["floor"] = _floor()
+        if size == sizes[0]:
+            # The opt-in variant in the same run: prepared statements (DATABASE_PREPARE_...).
+            extra = _subjects(size_rows, count, seed=size + 2, exclude=set(refs))
+            with prepared_statements(True):
+                variant = _series(
+                    officer, synthetic, extra, texts=size_texts, files=files, restore=True
+                )
+            restore_as_trained(synthetic, size_texts, files)
+            profile["prepared"] = {
+                k: variant[k] for k in ("approval_to_certificate", "execute", *PHASES, "approve")
+            }
+        if args.profile and size == sizes[0]:
+            extra = _subjects(size_rows, args.profile, seed=size + 1, exclude=set(refs))
+            profile["python"] = _python_profile(officer, synthetic, extra, size_texts, files)
         flatness[str(size)] = {"build_s": round(build_s, 1), **series, "query_profile": profile}
         print(
             f"   deactivate p50 {series['deactivate']['p50_ms']} ms, "
@@ -957,6 +1008,11 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
                 "same epochs/batch/lr; timed: fetch records + train + save tensors"
             ),
             "database": "postgresql",
+            "database_options": _database_options(),
+            "prepared": (
+                "at the first size, a second fresh series with DATABASE_PREPARE_THRESHOLD=5 "
+                "(server-side binding, statements prepared; query_profile.prepared)"
+            ),
         },
         "trained_model": trained_part,
         "flatness": flatness,
@@ -964,6 +1020,12 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
         "worker": worker_part,
         "summary": _summary(flatness, worker_part),
     }
+
+
+def _database_options() -> dict[str, Any]:
+    from django.db import connection
+
+    return {k: v for k, v in connection.settings_dict["OPTIONS"].items() if k != "context"}
 
 
 def _ratios(series: dict[str, Any], baselines: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,8 @@ training runs: a lookup only reads rows. Then ``VACUUM ANALYZE``.
 At each size, ~200 random subjects are looked up twice, in alternating order:
 ``GET /api/v1/subjects/{id}/lineage/`` through DRF's in-process ``APIClient`` with a privacy
 officer's token, and ``governance.selectors.lineage.subject_lineage`` called directly (baseline).
+Then the same lookups again on a connection with prepared statements
+(``DATABASE_PREPARE_THRESHOLD=5``, off by default), the variant an operator may choose.
 At the largest size the selector's queries are captured and run under
 ``EXPLAIN (ANALYZE, BUFFERS)``; the plans are stored with the relations each one scans.
 
@@ -43,6 +45,7 @@ from bench.harness import (  # noqa: E402
     generate_rows,
     machine_info,
     postgres_url,
+    prepared_statements,
     print_table,
     ratio,
     recreate_postgres,
@@ -304,6 +307,8 @@ def main() -> None:
     url = postgres_url()
     recreate_postgres(url)
     django_setup(url)
+    from django.db import connection
+
     from governance.permissions import Role
 
     client = api_client("olivia", Role.PRIVACY_OFFICER)
@@ -317,7 +322,12 @@ def main() -> None:
             f"  built in {built['build']['total_s']} s; measuring {args.lookups} lookups",
             flush=True,
         )
-        by_size[str(size)] = {**built, **_measure(client, refs, args.lookups, seed=size)}
+        measured = _measure(client, refs, args.lookups, seed=size)
+        # The opt-in variant in the same run: server-side binding, statements prepared.
+        with prepared_statements(True) as options:
+            measured["prepared"] = _measure(client, refs, args.lookups, seed=size)
+            measured["prepared"]["database_options"] = options
+        by_size[str(size)] = {**built, **measured}
         if size == sizes[-1]:
             plans = _explain(random.Random(1).choice(refs))
             # What the server spends on one lookup's statements, without the round trips.
@@ -329,6 +339,7 @@ def main() -> None:
         "summary": {
             "lineage_p95_ms_1m": at_1m["api"]["p95_ms"] if at_1m else None,
             "lineage_p50_ms_1m": at_1m["api"]["p50_ms"] if at_1m else None,
+            "lineage_p95_ms_1m_prepared": at_1m["prepared"]["api"]["p95_ms"] if at_1m else None,
         },
         "machine": machine_info(postgres=True),
         "settings": {
@@ -341,6 +352,13 @@ def main() -> None:
             "client": "rest_framework.test.APIClient, in process, privacy_officer token",
             "order": "per subject, API and selector alternate which runs first",
             "database": "postgresql",
+            "database_options": {
+                k: v for k, v in connection.settings_dict["OPTIONS"].items() if k != "context"
+            },
+            "variant": (
+                "prepared: the same lookups again with DATABASE_PREPARE_THRESHOLD=5 "
+                "(parameters bound on the server, statements prepared after 5 runs)"
+            ),
             "quick": args.quick,
         },
         "sizes": by_size,
@@ -372,6 +390,21 @@ def main() -> None:
                 s["api_over_selector_p50"],
                 f"{s['queries']['api']}/{s['queries']['selector']}",
                 s["round_trip"]["p50_ms"],
+            ]
+            for size, s in by_size.items()
+        ],
+    )
+    print_table(
+        "Same lookups, DATABASE_PREPARE_THRESHOLD=5 (opt-in variant)",
+        ["records", "API p50", "API p95", "selector p50", "selector p95", "API p95 default/this"],
+        [
+            [
+                int(size),
+                s["prepared"]["api"]["p50_ms"],
+                s["prepared"]["api"]["p95_ms"],
+                s["prepared"]["selector"]["p50_ms"],
+                s["prepared"]["selector"]["p95_ms"],
+                ratio(s["api"]["p95_ms"], s["prepared"]["api"]["p95_ms"]),
             ]
             for size, s in by_size.items()
         ],

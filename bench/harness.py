@@ -12,6 +12,7 @@ every SQL statement it runs, which would be measured too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from governance.setting_database import PREPARE_THRESHOLD
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
@@ -72,6 +75,30 @@ def django_setup(database_url: str, **env: str) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+
+
+@contextlib.contextmanager
+def prepared_statements(on: bool) -> Iterator[dict[str, Any]]:
+    """Reconnect with statement preparation on (``DATABASE_PREPARE_THRESHOLD``, psycopg's
+    threshold unless one is configured) or off (the default: client-side binding);
+    restored on exit. Yields the database OPTIONS in force, for the results."""
+    from django.db import connection
+
+    saved = dict(connection.settings_dict["OPTIONS"])
+    binding = ("server_side_binding", "prepare_threshold")
+    options = {k: v for k, v in saved.items() if k not in binding}
+    if on:
+        options.update(
+            server_side_binding=True,
+            prepare_threshold=saved.get("prepare_threshold", PREPARE_THRESHOLD),
+        )
+    connection.close()
+    connection.settings_dict["OPTIONS"] = options
+    try:
+        yield dict(options)
+    finally:
+        connection.close()
+        connection.settings_dict["OPTIONS"] = saved
 
 
 def api_client(username: str, role: str) -> Any:

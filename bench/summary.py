@@ -71,6 +71,8 @@ FIGURES = (
     Figure("mia_auc_before", "accuracy", "reference: before the erasure"),
     Figure("mia_auc_after", "accuracy", "equal to mia_auc_never_trained (exact unlearning)"),
     Figure("mia_auc_never_trained", "accuracy", "reference: a model never trained on them"),
+    Figure("mia_auc_never_trained_same_serving", "accuracy",
+           "equal to mia_auc_after: the same training without them, served as after the erasure"),
 )  # fmt: skip
 
 

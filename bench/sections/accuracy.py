@@ -31,8 +31,18 @@ def summary(results: dict[str, Any]) -> list[str]:
         f"{_matched(s)}. **Membership inference** (loss AUC, erased records vs "
         f"held-out): {fmt(s['mia_auc_before'], 3)} before the erasure, "
         f"{fmt(s['mia_auc_after'], 3)} after, {fmt(s['mia_auc_never_trained'], 3)} for a model "
-        f"never trained on them (after − never {fmt(mia['auc'], 3)} ± {fmt(mia['stderr'], 3)})."
+        f"never trained on them (after − never {fmt(mia['auc'], 3)} ± {fmt(mia['stderr'], 3)})"
+        f"{_same_serving_summary(s)}."
     ]
+
+
+def _same_serving_summary(s: dict[str, Any]) -> str:
+    if s.get("mia_auc_never_trained_same_serving") is None:
+        return ""
+    return (
+        f"; that same training served as the unlearned model serves scores "
+        f"{fmt(s['mia_auc_never_trained_same_serving'], 3)}, the unlearned model's own figure"
+    )
 
 
 def _matched(s: dict[str, Any]) -> str:
@@ -117,6 +127,7 @@ def render(results: dict[str, Any], plots: Path) -> str:
         [_auc_row("(a) before the erasure", mia["before"]),
          _auc_row("(b) after it (clean prefixes served)", mia["after"]),
          _auc_row("(c) trained without the erased subjects", mia["never_trained"]),
+         *_same_serving_rows(mia),
          _auc_row("(b) − (c), paired", mia["after_minus_never_trained"]),
          _auc_row("(a) − (c), paired", mia["before_minus_never_trained"])],
     )  # fmt: skip
@@ -161,6 +172,36 @@ Held-out accuracy: {pct(mia['accuracy_before'])} before, {pct(mia['accuracy_afte
 """  # fmt: skip
 
 
+def _same_serving_rows(mia: dict[str, Any]) -> list[list[Any]]:
+    """(d): (c)'s training served as (b) serves, in results that measured it."""
+    if "never_trained_same_serving" not in mia:
+        return []
+    return [
+        _auc_row("(d) (c)'s training, served as (b) serves", mia["never_trained_same_serving"]),
+        _auc_row("(b) − (d), paired", mia["after_minus_never_trained_same_serving"]),
+    ]
+
+
+def _same_serving(mia: dict[str, Any]) -> str:
+    if "never_trained_same_serving" not in mia:
+        return ""
+    equal = mia["same_serving_scores_equal"]
+    return (
+        f" Model (d) is (c)'s from-scratch training served the way (b) serves after the "
+        f"erasure, evaluated from (c)'s own tensors: its scores equal (b)'s bit for bit: "
+        f"**{fmt(equal)}**, so its AUC is (b)'s "
+        f"({fmt(mia['never_trained_same_serving']['auc'], 3)})."
+        + (
+            " That is the prediction of exact unlearning, met exactly: what remains after "
+            "the erasure is the model the same training gives without the erased records. "
+            "(c) is another model of the same data: it also learns from the erased slice's "
+            "other records, which (b) serves no stage of until its shard is retrained."
+            if equal
+            else " They should be equal; this run shows they are not."
+        )
+    )
+
+
 def _verdict(mia: dict[str, Any]) -> str:
     """What the measured AUCs say, in words (two bootstrap stderrs as the bar)."""
     diff, never = mia["after_minus_never_trained"], mia["never_trained"]
@@ -177,6 +218,7 @@ def _verdict(mia: dict[str, Any]) -> str:
         f"{fmt(diff['stderr'], 3)}), as exact unlearning predicts."
         if same
         else f"(b) and (c) differ by {fmt(diff['auc'], 3)} ± {fmt(diff['stderr'], 3)}, more "
-        f"than two bootstrap stderrs; (b) serves a shorter prefix on the erased shard than (c)."
+        f"than two bootstrap stderrs; (b) serves a shorter prefix on the erased shard than (c), "
+        f"without the rest of the erased slice."
     )
-    return shift + verdict
+    return shift + verdict + _same_serving(mia)

@@ -217,7 +217,8 @@ def _lineage(data: dict[str, Any]) -> str:
          f"{fmt(entry['selector']['p50_ms'], 1)} / {fmt(entry['selector']['p95_ms'], 1)}",
          times(entry["api_over_selector_p50"]),
          f"{entry['queries']['api']} / {entry['queries']['selector']}",
-         fmt(entry["round_trip"]["p50_ms"], 2) if "round_trip" in entry else "–"]
+         fmt(entry["round_trip"]["p50_ms"], 2) if "round_trip" in entry else "–",
+         _prepared_cell(entry)]
         for n, entry in sorted(sizes.items(), key=lambda item: int(item[0]))
     ]  # fmt: skip
     large = data.get("large_seq_scans") or []
@@ -245,9 +246,41 @@ agree).
 
 {_lineage_bound(sizes)}
 
+{_prepared(data)}
+
 {md_table(["records", "subjects", "API p50 / p95 ms", "selector p50 / p95 ms",
-           "API ÷ selector", "queries API / selector", "SELECT 1 p50 ms"], rows)}
+           "API ÷ selector", "queries API / selector", "SELECT 1 p50 ms",
+           "API p50 / p95 ms, statements prepared"], rows)}
 """  # fmt: skip
+
+
+def _prepared_cell(entry: dict[str, Any]) -> str:
+    variant = entry.get("prepared")
+    if not variant:
+        return "–"
+    return f"{fmt(variant['api']['p50_ms'], 1)} / {fmt(variant['api']['p95_ms'], 1)}"
+
+
+def _prepared(data: dict[str, Any]) -> str:
+    """What server-side prepared statements (opt-in) do to a lookup, same run."""
+    sizes = data["sizes"]
+    n = max(int(size) for size in sizes)
+    entry = sizes[str(n)]
+    variant = entry.get("prepared")
+    if not variant:
+        return ""
+    threshold = variant.get("database_options", {}).get("prepare_threshold", "–")
+    return (
+        f"The last column repeats the same lookups in the same run with prepared statements "
+        f"(`DATABASE_PREPARE_THRESHOLD={threshold}`: parameters bound on the server, a "
+        f"statement prepared after {threshold} runs on a connection, after which PostgreSQL "
+        f"may reuse a generic plan instead of planning it again): at {n:,} records the API's "
+        f"p95 is {fmt(variant['api']['p95_ms'], 1)} ms against {fmt(entry['api']['p95_ms'], 1)} "
+        f"ms by default, and the selector's p50 {fmt(variant['selector']['p50_ms'], 2)} "
+        f"against {fmt(entry['selector']['p50_ms'], 2)} ms. The setting stays off by default: "
+        f"a generic plan chosen while a table is small outlives its growth, which stalled "
+        f"ingestion from an empty table in a measured run (docs/operations.md)."
+    )
 
 
 def _lineage_bound(sizes: dict[str, Any]) -> str:
@@ -378,7 +411,23 @@ def _cost(machine: dict[str, Any], flat: dict[str, Any], sizes: list[int]) -> st
         f"Where the time goes (the traced request at {sizes[0]:,} records): {count} "
         f"statements took {fmt(sql, 0)} ms of {fmt(wall, 0)} ms, "
         f"{fmt(sql / count, 2)} ms each on average; the rest is Python in this process"
-        f"{load}.{floor_text} {verdict}"
+        f"{load}.{floor_text} {verdict}{_erasure_prepared(entry)}"
+    )
+
+
+def _erasure_prepared(entry: dict[str, Any]) -> str:
+    """The same-run series with statement preparation off, where the run measured it."""
+    variant = entry.get("query_profile", {}).get("prepared")
+    if not variant:
+        return ""
+    total = entry["approval_to_certificate"]
+    on = variant["approval_to_certificate"]
+    return (
+        f" With prepared statements (`DATABASE_PREPARE_THRESHOLD=5`, opt-in; a second fresh "
+        f"series in the same run) approval → certificate is {fmt(on['p50_ms'], 0)} / "
+        f"{fmt(on['p95_ms'], 0)} ms p50 / p95, against {fmt(total['p50_ms'], 0)} / "
+        f"{fmt(total['p95_ms'], 0)} ms by default ({times(total['p50_ms'] / on['p50_ms'])} "
+        f"at p50)."
     )
 
 
