@@ -277,16 +277,15 @@ def mia(bench: Bench, models: Mapping[str, torch.Tensor], members: slice) -> dic
             "mean_loss_heldout": round(float(values[t_idx].mean()), 4),
         }
     for first, second in _MIA_PAIRS:
-        if first in boots and second in boots:
-            diff = np.array(boots[first]) - np.array(boots[second])
-            out[f"{first}_minus_{second}"] = {
-                "auc": round(out[first]["auc"] - out[second]["auc"], 4),
-                "stderr": round(float(diff.std()), 4),
-                "ci95": [
-                    round(float(np.quantile(diff, 0.025)), 4),
-                    round(float(np.quantile(diff, 0.975)), 4),
-                ],
-            }
+        diff = np.array(boots[first]) - np.array(boots[second])
+        out[f"{first}_minus_{second}"] = {
+            "auc": round(out[first]["auc"] - out[second]["auc"], 4),
+            "stderr": round(float(diff.std()), 4),
+            "ci95": [
+                round(float(np.quantile(diff, 0.025)), 4),
+                round(float(np.quantile(diff, 0.975)), 4),
+            ],
+        }
     return out
 
 

@@ -75,6 +75,7 @@ from bench.harness import (  # noqa: E402
     bulk_lineage,
     capture_enqueues,
     copy_records,
+    database_options,
     django_setup,
     generate_rows,
     ingest,
@@ -922,7 +923,7 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
         if size == sizes[0]:
             # The opt-in variant in the same run: prepared statements (DATABASE_PREPARE_...).
             extra = _subjects(size_rows, count, seed=size + 2, exclude=set(refs))
-            with prepared_statements(True):
+            with prepared_statements(True) as options:
                 variant = _series(
                     officer, synthetic, extra, texts=size_texts, files=files, restore=True
                 )
@@ -930,6 +931,7 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
             profile["prepared"] = {
                 k: variant[k] for k in ("approval_to_certificate", "execute", *PHASES, "approve")
             }
+            profile["prepared"]["database_options"] = options
         if args.profile and size == sizes[0]:
             extra = _subjects(size_rows, args.profile, seed=size + 1, exclude=set(refs))
             profile["python"] = _python_profile(officer, synthetic, extra, size_texts, files)
@@ -1008,7 +1010,7 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
                 "same epochs/batch/lr; timed: fetch records + train + save tensors"
             ),
             "database": "postgresql",
-            "database_options": _database_options(),
+            "database_options": database_options(),
             "prepared": (
                 "at the first size, a second fresh series with DATABASE_PREPARE_THRESHOLD=5 "
                 "(server-side binding, statements prepared; query_profile.prepared)"
@@ -1020,12 +1022,6 @@ def _run(args: argparse.Namespace, sizes: list[int], url: str, tmp: Path) -> dic
         "worker": worker_part,
         "summary": _summary(flatness, worker_part),
     }
-
-
-def _database_options() -> dict[str, Any]:
-    from django.db import connection
-
-    return {k: v for k, v in connection.settings_dict["OPTIONS"].items() if k != "context"}
 
 
 def _ratios(series: dict[str, Any], baselines: dict[str, Any]) -> dict[str, Any]:

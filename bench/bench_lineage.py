@@ -41,6 +41,7 @@ from bench.harness import (  # noqa: E402
     api_client,
     bulk_lineage,
     copy_records,
+    database_options,
     django_setup,
     generate_rows,
     machine_info,
@@ -307,8 +308,6 @@ def main() -> None:
     url = postgres_url()
     recreate_postgres(url)
     django_setup(url)
-    from django.db import connection
-
     from governance.permissions import Role
 
     client = api_client("olivia", Role.PRIVACY_OFFICER)
@@ -352,9 +351,7 @@ def main() -> None:
             "client": "rest_framework.test.APIClient, in process, privacy_officer token",
             "order": "per subject, API and selector alternate which runs first",
             "database": "postgresql",
-            "database_options": {
-                k: v for k, v in connection.settings_dict["OPTIONS"].items() if k != "context"
-            },
+            "database_options": database_options(),
             "variant": (
                 "prepared: the same lookups again with DATABASE_PREPARE_THRESHOLD=5 "
                 "(parameters bound on the server, statements prepared after 5 runs)"

@@ -77,6 +77,13 @@ def django_setup(database_url: str, **env: str) -> None:
     call_command("migrate", verbosity=0)
 
 
+def database_options() -> dict[str, Any]:
+    """The database connection OPTIONS in force, for a results file's settings."""
+    from django.db import connection
+
+    return dict(connection.settings_dict["OPTIONS"])
+
+
 @contextlib.contextmanager
 def prepared_statements(on: bool) -> Iterator[dict[str, Any]]:
     """Reconnect with statement preparation on (``DATABASE_PREPARE_THRESHOLD``, psycopg's
@@ -95,7 +102,7 @@ def prepared_statements(on: bool) -> Iterator[dict[str, Any]]:
     connection.close()
     connection.settings_dict["OPTIONS"] = options
     try:
-        yield dict(options)
+        yield database_options()
     finally:
         connection.close()
         connection.settings_dict["OPTIONS"] = saved

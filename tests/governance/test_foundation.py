@@ -320,8 +320,7 @@ def test_prepare_threshold_makes_postgresql_plan_a_repeated_statement_once(monke
             wrapper.close()
 
     monkeypatch.setenv("DATABASE_PREPARE_THRESHOLD", "1")
-    url = "postgres://h/lethe"
-    options = parse_database_url(url)["OPTIONS"]
+    options = parse_database_url("postgres://h/lethe")["OPTIONS"]
 
     prepared = prepared_after_two_runs(options)
     assert [s for s in prepared if "governance_subject" in s], prepared
